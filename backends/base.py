@@ -1,0 +1,496 @@
+"""The backend interface, and every composite written once from the primitives.
+
+A backend subclasses :class:`Backend` and implements the *kernels*: the methods
+whose names start with one underscore (``_softmax``, ``_linear``, ...), listed
+in :data:`KERNELS`. The public methods (``softmax``, ``linear``, ...) belong to
+the contract: they check their arguments against :mod:`spec` — raising the
+documented errors with clear messages — and then call the kernel. Composites
+(multi-head attention, feed-forward, block, model forward) are written here
+once, check their inputs at the entry, and then call kernels directly, so a
+decoding step pays for argument checks once, not once per primitive.
+
+A backend may override a composite's kernel (``_model_forward``, ``_block``,
+...) with a fused or compiled version; the suite checks it like any other.
+
+Native arrays in, native arrays out: a backend never receives another
+library's arrays (``asarray`` converts them first).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from spec import validate as V
+from spec.config import ModelConfig
+from spec.dtypes import ALL_DTYPES, FLOAT_DTYPES
+from spec.errors import ConfigError, DTypeError, NotFiniteError, OutOfRangeError, ShapeError
+from spec.model import check_parameters
+
+# The kernels every backend implements, with the primitive each one serves.
+KERNELS: dict[str, str] = {
+    "_asarray": "asarray(x, dtype) — convert NumPy data / Python scalars to a native array",
+    "_to_numpy": "to_numpy(x) — a native array to a NumPy array",
+    "_dtype_of": "dtype_of(x) — the dtype name ('float32', 'int64', 'bool', ...) of a native array",
+    "_reshape": "reshape(x, shape)",
+    "_transpose": "transpose(x, axes) — permute axes",
+    "_concat": "concat(xs, axis)",
+    "_softmax": "softmax(x, axis)",
+    "_log_softmax": "log_softmax(x, axis)",
+    "_relu": "relu(x)",
+    "_gelu": "gelu(x, approximate)",
+    "_silu": "silu(x)",
+    "_linear": "linear(x, w, b)",
+    "_layer_norm": "layer_norm(x, w, b, eps)",
+    "_rms_norm": "rms_norm(x, w, eps)",
+    "_embedding": "embedding(table, ids)",
+    "_sinusoidal_encoding": "sinusoidal_encoding(length, dim, base, offset, dtype)",
+    "_rotary": "rotary(x, positions, base)",
+    "_attention": "attention(q, k, v, mask, causal, scale, need_weights) -> (out, weights or None)",
+    "_cross_entropy": "cross_entropy(logits, targets, ignore_index)",
+    "_sample": "sample(logits, u, temperature, top_k, top_p) -> int",
+}
+
+
+def missing_kernels(backend: "Backend | type[Backend]") -> list[str]:
+    """Kernels that ``backend`` does not implement (still the base class's placeholder)."""
+    cls = backend if isinstance(backend, type) else type(backend)
+    return [name for name in KERNELS if getattr(cls, name, None) is getattr(Backend, name)]
+
+
+@dataclass
+class KVCache:
+    """Keys and values of every layer for the positions seen so far.
+
+    ``keys[i]`` and ``values[i]`` are native arrays ``(B, H, S, Dh)`` (``None``
+    before the first call); ``length`` is S, the position the next token gets.
+    """
+
+    keys: list[Any] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+    length: int = 0
+
+
+class Backend:
+    """Base class of every backend. Subclass it and implement :data:`KERNELS`."""
+
+    name: str = "base"  # registry name, shown in reports
+    array_type: type | tuple[type, ...] = object  # the native array class(es)
+    dtypes: tuple[str, ...] = ("float32", "float64")  # float dtypes this backend computes in
+    supports_autodiff: bool = False  # whether value_and_grad works
+    device: str = "cpu"
+
+    # ------------------------------------------------------------------ conversion
+    def asarray(self, x: Any, dtype: str | None = None) -> Any:
+        """Convert NumPy data, nested lists or scalars to a native array of ``dtype``."""
+        if dtype is not None:
+            self.check_dtype_supported(dtype)
+        elif isinstance(x, self.array_type):
+            return x
+        return self._asarray(x, dtype)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return self._to_numpy(self._native("to_numpy", "x", x))
+
+    def dtype_of(self, x: Any) -> str:
+        return self._dtype_of(self._native("dtype_of", "x", x))
+
+    def check_dtype_supported(self, dtype: str) -> None:
+        if dtype not in ALL_DTYPES:
+            raise DTypeError(f"unknown dtype {dtype!r}; expected one of {', '.join(ALL_DTYPES)}")
+        if dtype in FLOAT_DTYPES and dtype not in self.dtypes:
+            raise DTypeError(
+                f"backend {self.name!r} does not support {dtype}; it supports {', '.join(self.dtypes)}"
+                + (self.dtype_hint(dtype) or "")
+            )
+
+    def dtype_hint(self, dtype: str) -> str | None:
+        """Extra advice appended to an unsupported-dtype error (e.g. how to enable float64)."""
+        return None
+
+    def _native(self, fn: str, arg: str, x: Any) -> Any:
+        if not isinstance(x, self.array_type):
+            raise DTypeError(
+                f"{fn}: argument {arg!r} is a {type(x).__module__}.{type(x).__name__}, expected a native array of "
+                f"backend {self.name!r}; convert it with backend.asarray(x, dtype)"
+            )
+        return x
+
+    def _float(self, fn: str, arg: str, x: Any) -> str:
+        dtype = self._dtype_of(self._native(fn, arg, x))
+        V.check_float(fn, arg, dtype)
+        return dtype
+
+    def _int(self, fn: str, arg: str, x: Any) -> str:
+        dtype = self._dtype_of(self._native(fn, arg, x))
+        V.check_int(fn, arg, dtype)
+        return dtype
+
+    def _check_ids_in_range(self, fn: str, arg: str, ids: Any, high: int, allowed: int | None = None) -> None:
+        values = self._to_numpy(ids)
+        if values.size == 0:
+            return
+        bad = (values < 0) | (values >= high)
+        if allowed is not None:
+            bad &= values != allowed
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            extra = f" or {allowed}" if allowed is not None else ""
+            raise OutOfRangeError(
+                f"{fn}: argument {arg!r} holds {int(values[where])} at index {where}; expected values in [0, {high}){extra}"
+            )
+
+    # ------------------------------------------------------------------ structural
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return self._reshape(self._native("reshape", "x", x), tuple(shape))
+
+    def transpose(self, x: Any, axes: tuple[int, ...]) -> Any:
+        return self._transpose(self._native("transpose", "x", x), tuple(axes))
+
+    def concat(self, xs: list[Any], axis: int) -> Any:
+        return self._concat([self._native("concat", "xs", x) for x in xs], axis)
+
+    # ------------------------------------------------------------------ primitives
+    def softmax(self, x: Any, axis: int = -1) -> Any:
+        """See :mod:`spec.softmax`."""
+        return self._softmax(x, self._check_softmax("softmax", x, axis))
+
+    def log_softmax(self, x: Any, axis: int = -1) -> Any:
+        """See :mod:`spec.softmax`."""
+        return self._log_softmax(x, self._check_softmax("log_softmax", x, axis))
+
+    def _check_softmax(self, fn: str, x: Any, axis: int) -> int:
+        self._float(fn, "x", x)
+        shape = tuple(x.shape)
+        V.check_rank(fn, "x", shape, 1, "(..., N)")
+        axis = V.normalize_axis(fn, axis, len(shape))
+        V.check_nonempty(fn, "x", shape, axis, "softmax")
+        return axis
+
+    def relu(self, x: Any) -> Any:
+        """See :mod:`spec.activations`."""
+        self._float("relu", "x", x)
+        return self._relu(x)
+
+    def gelu(self, x: Any, approximate: bool) -> Any:
+        """See :mod:`spec.activations`. ``approximate=True`` is the tanh form (GPT-2)."""
+        self._float("gelu", "x", x)
+        if not isinstance(approximate, bool):
+            raise ConfigError(f"gelu: approximate = {approximate!r}, expected True (tanh form) or False (exact erf form)")
+        return self._gelu(x, approximate)
+
+    def silu(self, x: Any) -> Any:
+        """See :mod:`spec.activations`."""
+        self._float("silu", "x", x)
+        return self._silu(x)
+
+    def linear(self, x: Any, w: Any, b: Any = None) -> Any:
+        """``x @ w + b`` with ``w`` shaped (Din, Dout). See :mod:`spec.linear`."""
+        dtypes = {"x": self._float("linear", "x", x), "w": self._float("linear", "w", w)}
+        xs, ws = tuple(x.shape), tuple(w.shape)
+        V.check_rank("linear", "x", xs, 1, "(..., Din)")
+        V.check_exact_rank("linear", "w", ws, 2, "(Din, Dout)")
+        if xs[-1] != ws[0]:
+            raise ShapeError(f"linear: argument 'x' has shape {V.fmt_shape(xs)} but 'w' has shape {V.fmt_shape(ws)}; expected x.shape[-1] == w.shape[0] (Din)")
+        if b is not None:
+            dtypes["b"] = self._float("linear", "b", b)
+            V.check_shape("linear", "b", tuple(b.shape), (ws[1],), "(Dout,)")
+        V.check_same_dtype("linear", dtypes)
+        return self._linear(x, w, b)
+
+    def layer_norm(self, x: Any, w: Any, b: Any = None, eps: float = 1e-5) -> Any:
+        """See :mod:`spec.normalization`. ``b=None`` means no shift."""
+        self._check_norm("layer_norm", x, {"w": w, "b": b}, eps)
+        return self._layer_norm(x, w, b, float(eps))
+
+    def rms_norm(self, x: Any, w: Any, eps: float = 1e-6) -> Any:
+        """See :mod:`spec.normalization`."""
+        self._check_norm("rms_norm", x, {"w": w}, eps)
+        return self._rms_norm(x, w, float(eps))
+
+    def _check_norm(self, fn: str, x: Any, weights: dict[str, Any], eps: float) -> None:
+        dtypes = {"x": self._float(fn, "x", x)}
+        xs = tuple(x.shape)
+        V.check_rank(fn, "x", xs, 1, "(..., D)")
+        for name, w in weights.items():
+            if w is None and name == "b":
+                continue
+            dtypes[name] = self._float(fn, name, w)
+            V.check_shape(fn, name, tuple(w.shape), (xs[-1],), "(D,)")
+        V.check_same_dtype(fn, dtypes)
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
+            raise ConfigError(f"{fn}: eps = {eps!r}, expected a number >= 0")
+
+    def embedding(self, table: Any, ids: Any) -> Any:
+        """Rows ``table[ids]``; ids outside [0, V) are an error. See :mod:`spec.embedding`."""
+        self._float("embedding", "table", table)
+        self._int("embedding", "ids", ids)
+        V.check_exact_rank("embedding", "table", tuple(table.shape), 2, "(V, D)")
+        self._check_ids_in_range("embedding", "ids", ids, table.shape[0])
+        return self._embedding(table, ids)
+
+    def sinusoidal_encoding(self, length: int, dim: int, base: float = 10000.0, offset: int = 0, dtype: str = "float32") -> Any:
+        """The (length, dim) sinusoidal table starting at position ``offset``. See :mod:`spec.positional`."""
+        V.check_positive_int("sinusoidal_encoding", "length", length)
+        V.check_positive_int("sinusoidal_encoding", "dim", dim)
+        V.check_even("sinusoidal_encoding", "dim", dim, "positions are encoded in (sin, cos) pairs")
+        V.check_nonnegative_int("sinusoidal_encoding", "offset", offset)
+        V.check_positive_float("sinusoidal_encoding", "base", base)
+        V.check_float("sinusoidal_encoding", "dtype", dtype)
+        self.check_dtype_supported(dtype)
+        return self._sinusoidal_encoding(length, dim, float(base), offset, dtype)
+
+    def learned_positions(self, table: Any, length: int, offset: int = 0) -> Any:
+        """Rows ``offset .. offset+length-1`` of a learned position table. See :mod:`spec.positional`."""
+        self._float("learned_positions", "table", table)
+        V.check_exact_rank("learned_positions", "table", tuple(table.shape), 2, "(C, D)")
+        V.check_positive_int("learned_positions", "length", length)
+        V.check_nonnegative_int("learned_positions", "offset", offset)
+        if offset + length > table.shape[0]:
+            raise OutOfRangeError(
+                f"learned_positions: positions {offset}..{offset + length - 1} do not fit a table of {table.shape[0]} "
+                f"positions; expected offset + length <= {table.shape[0]} (the context length)"
+            )
+        return table[offset: offset + length]
+
+    def rotary(self, x: Any, positions: Any, base: float = 10000.0) -> Any:
+        """Rotate pairs (i, i + Dh/2) by position × frequency. See :mod:`spec.positional`."""
+        self._float("rotary", "x", x)
+        self._int("rotary", "positions", positions)
+        xs = tuple(x.shape)
+        V.check_rank("rotary", "x", xs, 2, "(..., L, Dh)")
+        V.check_even("rotary", "Dh = x.shape[-1]", xs[-1], "rotary rotates pairs (i, i + Dh/2)")
+        V.check_shape("rotary", "positions", tuple(positions.shape), (xs[-2],), "(L,) with L = x.shape[-2]")
+        V.check_positive_float("rotary", "base", base)
+        self._check_ids_in_range("rotary", "positions", positions, 2**62)
+        return self._rotary(x, positions, float(base))
+
+    def attention(self, q: Any, k: Any, v: Any, mask: Any = None, causal: bool = False, scale: float | None = None) -> tuple[Any, Any]:
+        """``softmax(q kᵀ scale + mask) v`` → (out, weights). See :mod:`spec.attention`."""
+        fn = "attention"
+        dtypes = {"q": self._float(fn, "q", q), "k": self._float(fn, "k", k), "v": self._float(fn, "v", v)}
+        V.check_same_dtype(fn, dtypes)
+        qs, ks, vs = tuple(q.shape), tuple(k.shape), tuple(v.shape)
+        for name, s, expect in (("q", qs, "(..., L, Dh)"), ("k", ks, "(..., S, Dh)"), ("v", vs, "(..., S, Dv)")):
+            V.check_rank(fn, name, s, 2, expect)
+        if not (qs[:-2] == ks[:-2] == vs[:-2]):
+            raise ShapeError(f"attention: leading axes differ: q {V.fmt_shape(qs)}, k {V.fmt_shape(ks)}, v {V.fmt_shape(vs)}; expected identical batch axes (no broadcasting)")
+        if ks[-1] != qs[-1]:
+            raise ShapeError(f"attention: argument 'k' has shape {V.fmt_shape(ks)}, expected last axis Dh = {qs[-1]} like q {V.fmt_shape(qs)}")
+        if vs[-2] != ks[-2]:
+            raise ShapeError(f"attention: argument 'v' has shape {V.fmt_shape(vs)}, expected S = {ks[-2]} positions like k {V.fmt_shape(ks)}")
+        L, S = qs[-2], ks[-2]
+        V.check_nonempty(fn, "q", qs, -2, "query (L)")
+        V.check_nonempty(fn, "k", ks, -2, "key (S)")
+        if not isinstance(causal, bool):
+            raise ConfigError(f"attention: causal = {causal!r}, expected True or False")
+        if causal and L > S:
+            raise ShapeError(f"attention: causal with L = {L} queries but only S = {S} keys; expected L <= S (queries are the last L positions)")
+        if mask is not None:
+            V.check_bool(fn, "mask", self._dtype_of(self._native(fn, "mask", mask)))
+            ms = tuple(mask.shape)
+            if ms not in ((L, S), qs[:-2] + (L, S)):
+                raise ShapeError(f"attention: argument 'mask' has shape {V.fmt_shape(ms)}, expected (L, S) = {V.fmt_shape((L, S))} or {V.fmt_shape(qs[:-2] + (L, S))}")
+        if scale is None:
+            scale = 1.0 / math.sqrt(qs[-1])
+        else:
+            scale = V.check_positive_float(fn, "scale", scale)
+        return self._attention(q, k, v, mask, causal, scale, True)
+
+    def cross_entropy(self, logits: Any, targets: Any, ignore_index: int = -100) -> Any:
+        """Mean of -log softmax(logits)[target] over non-ignored targets. See :mod:`spec.loss`."""
+        fn = "cross_entropy"
+        self._float(fn, "logits", logits)
+        self._int(fn, "targets", targets)
+        ls, ts = tuple(logits.shape), tuple(targets.shape)
+        V.check_rank(fn, "logits", ls, 1, "(..., V)")
+        V.check_shape(fn, "targets", ts, ls[:-1], "logits.shape[:-1]")
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+            raise ConfigError(f"cross_entropy: ignore_index = {ignore_index!r}, expected an int")
+        self._check_ids_in_range(fn, "targets", targets, ls[-1], allowed=ignore_index)
+        return self._cross_entropy(logits, targets, ignore_index)
+
+    def sample(self, logits: Any, u: float, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> int:
+        """Pick one token id from (V,) logits with the uniform number ``u``. See :mod:`spec.sampling`."""
+        fn = "sample"
+        check_sampling_options(temperature, top_k, top_p)
+        if isinstance(u, bool) or not isinstance(u, (int, float, np.floating)) or not 0.0 <= float(u) < 1.0:
+            raise ConfigError(f"sample: u = {u!r}, expected a float in [0, 1)")
+        self._float(fn, "logits", logits)
+        V.check_exact_rank(fn, "logits", tuple(logits.shape), 1, "(V,)")
+        V.check_nonempty(fn, "logits", tuple(logits.shape), 0, "vocabulary")
+        if np.isnan(self._to_numpy(logits)).any():
+            raise NotFiniteError("sample: argument 'logits' contains NaN; expected finite scores (check the model's weights and inputs)")
+        return int(self._sample(logits, float(u), float(temperature), top_k, None if top_p is None else float(top_p)))
+
+    # ------------------------------------------------------------------ composites
+    def multihead_attention(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str = "blocks.0.attn.",
+                            past: tuple[Any, Any] | None = None, positions: Any = None) -> tuple[Any, tuple[Any, Any]]:
+        """Causal multi-head self-attention → (out (B, L, D), (keys, values) (B, H, S, Dh)). See :mod:`spec.multihead_attention`."""
+        self._check_stream("multihead_attention", x, config)
+        start = 0 if past is None else past[0].shape[2]
+        if positions is None:
+            positions = self._asarray(np.arange(start, start + x.shape[1]), "int64")
+        return self._multihead_attention(params, config, x, prefix, past, positions)
+
+    def feed_forward(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str = "blocks.0.mlp.") -> Any:
+        """Position-wise FFN → (B, L, D). See :mod:`spec.feedforward`."""
+        self._check_stream("feed_forward", x, config)
+        return self._feed_forward(params, config, x, prefix)
+
+    def block(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str = "blocks.0.",
+              past: tuple[Any, Any] | None = None, positions: Any = None) -> tuple[Any, tuple[Any, Any]]:
+        """Pre-norm residual block → (out (B, L, D), (keys, values)). See :mod:`spec.block`."""
+        self._check_stream("block", x, config)
+        start = 0 if past is None else past[0].shape[2]
+        if positions is None:
+            positions = self._asarray(np.arange(start, start + x.shape[1]), "int64")
+        return self._block(params, config, x, prefix, past, positions)
+
+    def init_cache(self, config: ModelConfig, batch_size: int = 1) -> KVCache:
+        """An empty KV cache for ``config`` (batch size is fixed by the first call)."""
+        V.check_positive_int("init_cache", "batch_size", batch_size)
+        return KVCache(keys=[None] * config.n_layers, values=[None] * config.n_layers, length=0)
+
+    def model_forward(self, params: dict[str, Any], config: ModelConfig, ids: Any, cache: KVCache | None = None) -> tuple[Any, KVCache]:
+        """Token ids (B, L) → (logits (B, L, V), the cache extended by L). See :mod:`spec.model`."""
+        fn = "model_forward"
+        self._int(fn, "ids", ids)
+        shape = tuple(ids.shape)
+        V.check_exact_rank(fn, "ids", shape, 2, "(B, L) token ids")
+        V.check_nonempty(fn, "ids", shape, 1, "sequence (L)")
+        self.check_params(params, config)
+        self._check_ids_in_range(fn, "ids", ids, config.vocab_size)
+        if cache is None:
+            cache = self.init_cache(config, shape[0])
+        if cache.length + shape[1] > config.context_length:
+            raise OutOfRangeError(
+                f"model_forward: positions {cache.length}..{cache.length + shape[1] - 1} exceed the context length "
+                f"{config.context_length}; expected cache length + L <= {config.context_length} (shorten the prompt or use a sliding window)"
+            )
+        return self._model_forward(params, config, ids, cache)
+
+    def check_params(self, params: dict[str, Any], config: ModelConfig) -> None:
+        """Raise a clear error unless ``params`` matches the layout of ``config`` (names, shapes, one float dtype)."""
+        if not isinstance(params, dict):
+            raise ConfigError(f"params is a {type(params).__name__}, expected a dict from parameter name to array")
+        check_parameters(config, {name: tuple(p.shape) for name, p in params.items()})
+        dtypes = {name: self._float("model_forward", f"params[{name!r}]", p) for name, p in params.items()}
+        if len(set(dtypes.values())) > 1:
+            raise DTypeError(f"parameters mix dtypes {sorted(set(dtypes.values()))}; expected one float dtype for all (convert with asarray)")
+
+    def _check_stream(self, fn: str, x: Any, config: ModelConfig) -> None:
+        self._float(fn, "x", x)
+        xs = tuple(x.shape)
+        if len(xs) != 3 or xs[-1] != config.d_model or xs[1] == 0:
+            raise ShapeError(f"{fn}: argument 'x' has shape {V.fmt_shape(xs)}, expected (B, L, D) with D = d_model = {config.d_model} and L >= 1")
+
+    # Composite kernels: written once from primitive kernels; a backend may override any of them.
+    def _norm(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str) -> Any:
+        if config.norm == "rms":
+            return self._rms_norm(x, params[prefix + "weight"], config.norm_eps)
+        return self._layer_norm(x, params[prefix + "weight"], params.get(prefix + "bias"), config.norm_eps)
+
+    def _multihead_attention(self, params, config, x, prefix, past, positions):
+        B, L, D = x.shape
+        H, Dh = config.n_heads, config.head_dim
+        qkv = self._linear(x, params[prefix + "qkv.weight"], params.get(prefix + "qkv.bias"))  # (B, L, 3D)
+        qkv = self._reshape(qkv, (B, L, 3, H, Dh))  # (B, L, 3, H, Dh)
+        qkv = self._transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, H, L, Dh)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, H, L, Dh)
+        if config.positional == "rotary":
+            q = self._rotary(q, positions, config.rope_base)
+            k = self._rotary(k, positions, config.rope_base)
+        if past is not None:
+            k = self._concat([past[0], k], 2)  # (B, H, S, Dh)
+            v = self._concat([past[1], v], 2)  # (B, H, S, Dh)
+        out, _ = self._attention(q, k, v, None, True, 1.0 / math.sqrt(Dh), False)  # (B, H, L, Dh)
+        out = self._transpose(out, (0, 2, 1, 3))  # (B, L, H, Dh)
+        out = self._reshape(out, (B, L, D))  # (B, L, D)
+        return self._linear(out, params[prefix + "proj.weight"], params.get(prefix + "proj.bias")), (k, v)
+
+    def _feed_forward(self, params, config, x, prefix):
+        hidden = self._linear(x, params[prefix + "fc.weight"], params.get(prefix + "fc.bias"))  # (B, L, F)
+        if config.activation == "swiglu":
+            gate = self._linear(x, params[prefix + "gate.weight"], params.get(prefix + "gate.bias"))  # (B, L, F)
+            hidden = self._silu(gate) * hidden
+        elif config.activation == "relu":
+            hidden = self._relu(hidden)
+        else:
+            hidden = self._gelu(hidden, config.activation == "gelu_tanh")
+        return self._linear(hidden, params[prefix + "proj.weight"], params.get(prefix + "proj.bias"))  # (B, L, D)
+
+    def _block(self, params, config, x, prefix, past, positions):
+        attn_out, kv = self._multihead_attention(params, config, self._norm(params, config, x, prefix + "ln1."), prefix + "attn.", past, positions)
+        h = x + attn_out
+        return h + self._feed_forward(params, config, self._norm(params, config, h, prefix + "ln2."), prefix + "mlp."), kv
+
+    def _model_forward(self, params, config, ids, cache):
+        B, L = ids.shape
+        start = cache.length
+        x = self._embedding(params["wte"], ids)  # (B, L, D)
+        if config.positional == "learned":
+            x = x + params["wpe"][start: start + L]
+        elif config.positional == "sinusoidal":
+            x = x + self._sinusoidal_encoding(L, config.d_model, config.rope_base, start, self._dtype_of(x))
+        positions = self._asarray(np.arange(start, start + L), "int64")
+        keys, values = [], []
+        for i in range(config.n_layers):
+            past = None if cache.keys[i] is None else (cache.keys[i], cache.values[i])
+            x, (k, v) = self._block(params, config, x, f"blocks.{i}.", past, positions)
+            keys.append(k)
+            values.append(v)
+        x = self._norm(params, config, x, "ln_f.")
+        if config.tie_embeddings:
+            logits = self._linear(x, self._transpose(params["wte"], (1, 0)), None)  # (B, L, V)
+        else:
+            logits = self._linear(x, params["lm_head.weight"], None)  # (B, L, V)
+        return logits, KVCache(keys=keys, values=values, length=start + L)
+
+    # ------------------------------------------------------------------ autodiff
+    def value_and_grad(self, fn: Callable[..., Any]) -> Callable[..., tuple[Any, dict[str, Any]]]:
+        """``value_and_grad(fn)(params, *args)`` → (fn's scalar value, gradient dict like params)."""
+        raise NotImplementedError(
+            f"backend {self.name!r} does not support automatic differentiation; train with --backend torch or --backend jax"
+        )
+
+    # ------------------------------------------------------------------ kernels (to implement)
+    def _kernel_missing(self, name: str):
+        raise NotImplementedError(f"backend {self.name!r} does not implement the kernel {name} ({KERNELS[name]})")
+
+    def _asarray(self, x, dtype): self._kernel_missing("_asarray")
+    def _to_numpy(self, x): self._kernel_missing("_to_numpy")
+    def _dtype_of(self, x): self._kernel_missing("_dtype_of")
+    def _reshape(self, x, shape): self._kernel_missing("_reshape")
+    def _transpose(self, x, axes): self._kernel_missing("_transpose")
+    def _concat(self, xs, axis): self._kernel_missing("_concat")
+    def _softmax(self, x, axis): self._kernel_missing("_softmax")
+    def _log_softmax(self, x, axis): self._kernel_missing("_log_softmax")
+    def _relu(self, x): self._kernel_missing("_relu")
+    def _gelu(self, x, approximate): self._kernel_missing("_gelu")
+    def _silu(self, x): self._kernel_missing("_silu")
+    def _linear(self, x, w, b): self._kernel_missing("_linear")
+    def _layer_norm(self, x, w, b, eps): self._kernel_missing("_layer_norm")
+    def _rms_norm(self, x, w, eps): self._kernel_missing("_rms_norm")
+    def _embedding(self, table, ids): self._kernel_missing("_embedding")
+    def _sinusoidal_encoding(self, length, dim, base, offset, dtype): self._kernel_missing("_sinusoidal_encoding")
+    def _rotary(self, x, positions, base): self._kernel_missing("_rotary")
+    def _attention(self, q, k, v, mask, causal, scale, need_weights): self._kernel_missing("_attention")
+    def _cross_entropy(self, logits, targets, ignore_index): self._kernel_missing("_cross_entropy")
+    def _sample(self, logits, u, temperature, top_k, top_p): self._kernel_missing("_sample")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} on {self.device}>"
+
+
+def check_sampling_options(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Raise ConfigError for sampling options outside their documented ranges."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (math.isfinite(temperature) and temperature >= 0):
+        raise ConfigError(f"temperature = {temperature!r}, expected a finite number >= 0 (0 means greedy)")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ConfigError(f"top_k = {top_k!r}, expected an integer >= 1 (or None for no top-k cut)")
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 < top_p <= 1):
+        raise ConfigError(f"top_p = {top_p!r}, expected a number in (0, 1] (or None for no top-p cut)")

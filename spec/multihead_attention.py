@@ -1,0 +1,48 @@
+r"""Multi-head self-attention with an optional KV cache and rotary positions.
+
+Math
+----
+For the normalised residual stream $x \in \mathbb R^{L\times D}$:
+
+$$[Q\;K\;V] = x\,W_{qkv} + b_{qkv},\qquad
+\text{head}_h = \operatorname{attention}(Q_h, K_h, V_h, \text{causal}),\qquad
+\text{out} = [\text{head}_1 \dots \text{head}_H]\, W_o + b_o$$
+
+where $Q_h$ is columns $h D_h .. (h+1) D_h - 1$ of $Q$. Splitting into heads is
+a reshape ``(B, L, D) → (B, L, H, Dh)`` **followed by a transpose** to
+``(B, H, L, Dh)``; reshaping straight to ``(B, H, L, Dh)`` mixes positions and
+heads (a classic bug). With rotary positions, $Q_h$ and $K_h$ are rotated at
+positions ``start .. start+L-1``, where ``start`` is the cache length.
+
+KV cache
+--------
+The keys and values of earlier positions do not change when a token is
+appended (causality), so decoding keeps them: ``cache`` holds ``(K, V)`` of
+shape ``(B, H, S_past, Dh)`` per layer, new keys are appended, and the new
+queries attend causally with the alignment of :mod:`spec.attention`.
+
+Parameters (names in the flat parameter dict, see :mod:`spec.model`)
+-----------------------------------------------------------------------
+``attn.qkv.weight`` ``(D, 3D)``, ``attn.qkv.bias`` ``(3D,)``,
+``attn.proj.weight`` ``(D, D)``, ``attn.proj.bias`` ``(D,)`` (biases only when
+``config.bias``).
+
+Errors
+------
+``ShapeError`` if ``x`` is not ``(B, L, D)``; ``ConfigError`` if heads do not
+divide the width (raised by :class:`spec.config.ModelConfig`).
+"""
+
+from .component import Component, invariants
+
+COMPONENT = Component(
+    name="multihead_attention",
+    title="Multi-head attention",
+    functions=("multihead_attention",),
+    invariants=invariants(
+        ("multihead_attention.matches_reference", "Agrees with a float64 reference that loops over heads one at a time."),
+        ("multihead_attention.causal", "Output at position i does not change when tokens after i change."),
+        ("multihead_attention.cached_equals_full", "Feeding the sequence in chunks through the KV cache gives the same outputs as one full call."),
+        ("multihead_attention.errors", "An input that is not (B, L, D) raises a ShapeError naming x and the expected width."),
+    ),
+)

@@ -1,0 +1,61 @@
+"""The one tolerance table.
+
+A value check passes when ``|got - expected| <= atol + rtol * |expected|``
+elementwise, with ``expected`` computed in float64 by the reference.
+
+Two rows per dtype:
+
+* ``primitive`` — one operation (softmax, linear, norm, ...). The float32 row
+  follows ``torch.testing`` (rtol 1.3e-6, atol 1e-5): a few units in the last
+  place for values of order one. float16 and bfloat16 follow ``torch.testing``
+  too (their machine epsilons are 9.8e-4 and 7.8e-3).
+* ``composite`` — a chain of primitives (attention, a block, a model forward)
+  where rounding accumulates through matrix products of width up to a few
+  hundred and through normalisation, which divides by a standard deviation that
+  can be small. Measured on the NumPy backend, float32 errors of composites stay
+  below 2e-5 for the values the strategies draw; the row leaves head-room of
+  about ten for other summation orders (BLAS blocking, fused kernels).
+
+float64 is compared against a float64 reference that sums in another order,
+so it, too, is not exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    rtol: float  # relative part, scaled by |expected|
+    atol: float  # absolute floor, for values near zero
+
+
+TOLERANCES: dict[tuple[str, str], Tolerance] = {
+    ("float64", "primitive"): Tolerance(rtol=1e-10, atol=1e-12),
+    ("float64", "composite"): Tolerance(rtol=1e-9, atol=1e-10),
+    ("float32", "primitive"): Tolerance(rtol=1.3e-6, atol=1e-5),
+    ("float32", "composite"): Tolerance(rtol=1e-4, atol=2e-4),
+    ("float16", "primitive"): Tolerance(rtol=1e-3, atol=1e-3),
+    ("float16", "composite"): Tolerance(rtol=1e-2, atol=1e-2),
+    ("bfloat16", "primitive"): Tolerance(rtol=1.6e-2, atol=1e-2),
+    ("bfloat16", "composite"): Tolerance(rtol=8e-2, atol=8e-2),
+}
+
+# Machine epsilon per float dtype, used by invariants that bound a rounding error
+# rather than compare against a reference (sums to one, unit variance, ...).
+EPSILON: dict[str, float] = {
+    "float64": 2.220446049250313e-16,
+    "float32": 1.1920929e-07,
+    "float16": 9.765625e-04,
+    "bfloat16": 7.8125e-03,
+}
+
+
+def tolerance(dtype: str, kind: str = "primitive") -> Tolerance:
+    """The tolerance for ``dtype`` (a float dtype name) and ``kind`` ("primitive" or "composite")."""
+    try:
+        return TOLERANCES[(dtype, kind)]
+    except KeyError:
+        known = sorted({d for d, _ in TOLERANCES})
+        raise KeyError(f"no tolerance for dtype {dtype!r}, kind {kind!r}; dtypes with tolerances: {known}, kinds: primitive, composite") from None
