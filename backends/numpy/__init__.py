@@ -16,6 +16,10 @@ _NUMPY_DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.flo
                  "int32": np.int32, "int64": np.int64, "bool": np.bool_}
 
 
+def _at_least_float32(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.promote_types(x.dtype, np.float32), copy=False)
+
+
 class NumpyBackend(Backend):
     name = "numpy"
     array_type = np.ndarray
@@ -69,14 +73,16 @@ class NumpyBackend(Backend):
         return y if b is None else y + b
 
     def _layer_norm(self, x, w, b, eps):
-        mean = x.mean(axis=-1, keepdims=True)
-        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)  # biased: divide by D
-        y = (x - mean) / np.sqrt(var + np.asarray(eps, x.dtype)) * w
-        return y if b is None else y + b
+        xf = _at_least_float32(x)  # squares of float16 values overflow at 256: take statistics in float32
+        mean = xf.mean(axis=-1, keepdims=True)
+        var = ((xf - mean) ** 2).mean(axis=-1, keepdims=True)  # biased: divide by D
+        y = (xf - mean) / np.sqrt(var + eps) * w
+        return (y if b is None else y + b).astype(x.dtype)
 
     def _rms_norm(self, x, w, eps):
-        rms = np.sqrt((x * x).mean(axis=-1, keepdims=True) + np.asarray(eps, x.dtype))
-        return x / rms * w
+        xf = _at_least_float32(x)
+        rms = np.sqrt((xf * xf).mean(axis=-1, keepdims=True) + eps)
+        return (xf / rms * w).astype(x.dtype)
 
     def _embedding(self, table, ids):
         return table[ids]  # (..., D)
@@ -117,7 +123,7 @@ class NumpyBackend(Backend):
         if not keep.any():
             return np.zeros((), dtype=logits.dtype)
         log_p = self._log_softmax(logits[keep], -1)  # (M, V)
-        return -log_p[np.arange(log_p.shape[0]), targets[keep]].mean()
+        return np.asarray(-log_p[np.arange(log_p.shape[0]), targets[keep]].mean())  # a 0-d array, not a NumPy scalar
 
     def _sample(self, logits, u, temperature, top_k, top_p):
         if temperature == 0:

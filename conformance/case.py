@@ -1,0 +1,229 @@
+"""One drawn example of one check: its inputs, the calls made, and the verdict.
+
+A check talks to the backend only through its :class:`Case`: ``case.array``
+converts a NumPy input to a native array and remembers it by name,
+``case.call`` calls a backend method and remembers the call. When the check
+fails, the case has everything the report needs — the shrunk inputs, the calls,
+the expected and actual values — and can write a Python snippet that reproduces
+the failure with only NumPy and the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from spec.tolerances import tolerance
+
+LITERAL_LIMIT = 400  # arrays up to this many elements are written into the repro literally
+
+
+class InvariantViolation(AssertionError):
+    """An invariant does not hold for the drawn example."""
+
+    def __init__(self, message: str, details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+@dataclass
+class Comparison:
+    """Where ``got`` differs most from ``expected``."""
+
+    max_abs_error: float
+    max_rel_error: float
+    worst_index: tuple[int, ...]
+    got: float
+    expected: float
+    allowed: float
+    mismatched: int
+    total: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.mismatched} of {self.total} elements outside tolerance; worst at index {self.worst_index}: "
+            f"got {self.got!r}, expected {self.expected!r} (allowed error {self.allowed:.3g}); "
+            f"max abs error {self.max_abs_error:.3g}, max rel error {self.max_rel_error:.3g}"
+        )
+
+
+def compare(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float, magnitude: np.ndarray | None = None) -> Comparison | None:
+    """None when ``|got - expected| <= atol + rtol * magnitude`` everywhere (magnitude defaults to |expected|)."""
+    got = np.asarray(got, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    if got.shape != expected.shape:
+        raise InvariantViolation(f"shape mismatch: got {got.shape}, expected {expected.shape}")
+    scale = np.abs(expected) if magnitude is None else np.broadcast_to(np.abs(magnitude), expected.shape)
+    allowed = atol + rtol * scale
+    same_special = (got == expected) | (np.isnan(got) & np.isnan(expected))  # equal infinities count as equal
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.where(same_special, 0.0, np.abs(got - expected))
+    error = np.where(np.isnan(error), np.inf, error)
+    bad = error > allowed
+    if not bad.any():
+        return None
+    excess = np.where(bad, error / np.maximum(allowed, 1e-300), -1.0)
+    worst = np.unravel_index(int(np.argmax(excess)), excess.shape) if excess.ndim else ()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(same_special, 0.0, error / np.abs(expected))
+    return Comparison(
+        max_abs_error=float(np.max(error)),
+        max_rel_error=float(np.nanmax(np.where(np.isfinite(rel), rel, np.inf))) if rel.size else 0.0,
+        worst_index=tuple(int(i) for i in worst),
+        got=float(got[worst]),
+        expected=float(expected[worst]),
+        allowed=float(allowed[worst]),
+        mismatched=int(bad.sum()),
+        total=int(bad.size),
+    )
+
+
+@dataclass
+class Case:
+    backend: Any
+    dtype: str
+    draw_fn: Any  # hypothesis data.draw
+    inputs: dict[str, Any] = field(default_factory=dict)  # name -> value drawn (NumPy arrays, ints, configs, ...)
+    setup: list[str] = field(default_factory=list)  # repro lines that build the inputs
+    calls: list[str] = field(default_factory=list)  # repro lines that call the backend
+    _names: dict[int, str] = field(default_factory=dict)  # id(native array) -> its name in the repro
+    _counter: int = 0
+
+    @property
+    def be(self) -> Any:
+        return self.backend
+
+    # ------------------------------------------------------------ inputs
+    def draw(self, strategy: Any, name: str) -> Any:
+        """Draw a value from a Hypothesis strategy and remember it as input ``name``."""
+        value = self.draw_fn(strategy, label=name)
+        self.inputs[name] = value
+        if isinstance(value, np.ndarray):
+            self.setup.append(f"{name} = {array_literal(value)}")
+        elif not callable(value):
+            self.setup.append(f"{name} = {value!r}")
+        return value
+
+    def note(self, name: str, value: Any) -> Any:
+        """Remember a value derived from the draws (targets, a moved u, ...) as input ``name``."""
+        self.inputs[name] = value
+        self.setup.append(f"{name} = {array_literal(value) if isinstance(value, np.ndarray) else repr(value)}")
+        return value
+
+    def array(self, name: str, value: np.ndarray, dtype: str | None = None) -> Any:
+        """``value`` as a native array of ``dtype`` (default: the case's float dtype for floats)."""
+        value = np.asarray(value)
+        if dtype is None:
+            dtype = self.dtype if value.dtype.kind == "f" else _numpy_dtype_name(value)
+        native = self.backend.asarray(value, dtype)
+        source = name if self.inputs.get(name) is value else array_literal(value)
+        self.setup.append(f"{name}_ = be.asarray({source}, {dtype!r})")
+        self._names[id(native)] = name + "_"
+        return native
+
+    def params(self, name: str, values: dict[str, np.ndarray], recipe: str) -> dict[str, Any]:
+        """A parameter dict converted to native arrays of the case's dtype; ``recipe`` is NumPy code that rebuilds ``values``."""
+        native = {k: self.backend.asarray(v, self.dtype) for k, v in values.items()}
+        self.setup.append(f"{name}_ = {{k: be.asarray(v, {self.dtype!r}) for k, v in ({recipe}).items()}}")
+        self._names[id(native)] = name + "_"
+        return native
+
+    def rounded(self, value: np.ndarray) -> np.ndarray:
+        """``value`` rounded to the case's dtype and back to float64: what the backend actually sees."""
+        return np.asarray(self.backend.to_numpy(self.backend.asarray(np.asarray(value), self.dtype)), dtype=np.float64)
+
+    # ------------------------------------------------------------ calls
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``backend.method(*args, **kwargs)``, remember the call, and return the raw (native) result."""
+        self._counter += 1
+        result_name = f"out{self._counter}"
+        rendered = [self._render(a) for a in args] + [f"{k}={self._render(v)}" for k, v in kwargs.items()]
+        self.calls.append(f"{result_name} = be.{method}({', '.join(rendered)})")
+        result = getattr(self.backend, method)(*args, **kwargs)
+        self._names[id(result)] = result_name
+        return result
+
+    def numpy(self, native: Any) -> np.ndarray:
+        """A native array as float64/int NumPy (bfloat16 and float16 widened)."""
+        out = np.asarray(self.backend.to_numpy(native))
+        return out.astype(np.float64) if out.dtype.kind == "f" else out
+
+    def _render(self, value: Any) -> str:
+        if id(value) in self._names:
+            return self._names[id(value)]
+        if isinstance(value, (list, tuple)) and value and any(id(v) in self._names for v in value):
+            inner = ", ".join(self._render(v) for v in value)
+            return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
+        if isinstance(value, np.ndarray):
+            return array_literal(value)
+        return repr(value)
+
+    # ------------------------------------------------------------ verdicts
+    def fail(self, message: str, **details: Any) -> None:
+        raise InvariantViolation(message, details)
+
+    def require(self, condition: bool, message: str, **details: Any) -> None:
+        if not condition:
+            raise InvariantViolation(message, details)
+
+    def assert_close(self, got: np.ndarray, expected: np.ndarray, what: str, kind: str = "primitive",
+                     magnitude: np.ndarray | None = None, dtype: str | None = None) -> None:
+        """Fail unless ``got`` matches ``expected`` within the tolerance table's entry for (dtype, kind)."""
+        tol = tolerance(dtype or self.dtype, kind)
+        mismatch = compare(got, expected, tol.rtol, tol.atol, magnitude)
+        if mismatch is not None:
+            raise InvariantViolation(
+                f"{what}: {mismatch.describe()}",
+                {"comparison": mismatch, "rtol": tol.rtol, "atol": tol.atol},
+            )
+
+    def expect_error(self, exception: type[BaseException], must_mention: str, method: str, *args: Any, **kwargs: Any) -> None:
+        """The call must raise ``exception`` whose message mentions ``must_mention`` (the argument's name)."""
+        try:
+            self.call(method, *args, **kwargs)
+        except exception as error:
+            self.require(
+                must_mention in str(error),
+                f"{method} raised {type(error).__name__} but its message does not name {must_mention!r}: {error}",
+            )
+            return
+        except Exception as error:  # the wrong kind of error: a crash inside a library, or an undocumented class
+            self.fail(f"{method} raised {type(error).__module__}.{type(error).__name__} ({error}); expected {exception.__name__} naming {must_mention!r}")
+        self.fail(f"{method} accepted invalid input without an error; expected {exception.__name__} naming {must_mention!r}")
+
+    def repro(self, backend_spec: str, invariant_id: str, message: str) -> str:
+        """A self-contained script: NumPy, the backend, the shrunk inputs, the calls."""
+        lines = [
+            "import numpy as np",
+            "from backends import load_backend",
+        ]
+        if any("ModelConfig" in line for line in self.setup):
+            lines.append("from spec.config import ModelConfig")
+        if any("init_parameters" in line for line in self.setup):
+            lines.append("from spec.model import init_parameters")
+        if any("conformance.strategies" in line for line in self.setup):
+            lines.append("import conformance.strategies")
+        lines.append(f"be = load_backend({backend_spec!r})")
+        lines += self.setup + self.calls
+        shown = [c.split(" = ", 1)[0] for c in self.calls if " = " in c]
+        if shown:
+            lines.append(f"print({shown[-1]})")
+        lines.append(f"# {invariant_id}: {message.splitlines()[0][:200]}")
+        return "\n".join(lines)
+
+
+def _numpy_dtype_name(value: np.ndarray) -> str:
+    return "bool" if value.dtype == np.bool_ else str(value.dtype)
+
+
+def array_literal(value: np.ndarray) -> str:
+    """NumPy code that rebuilds ``value`` exactly (float values via repr round-trip)."""
+    value = np.asarray(value)
+    if value.size <= LITERAL_LIMIT:
+        return f"np.array({value.tolist()!r}, dtype={_numpy_dtype_name(value)!r})"
+    flat = value.ravel()
+    # Too large to print: the flat values are still exact, wrapped at 120 columns by reshape.
+    return f"np.array({flat.tolist()!r}, dtype={_numpy_dtype_name(value)!r}).reshape({value.shape})"

@@ -1,0 +1,52 @@
+"""Shared drawing helpers for the composite checks (attention layers, blocks, the model)."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from spec.config import ModelConfig
+
+from .. import strategies as cs
+from ..case import Case
+
+
+def draw_model(case: Case, max_layers: int = 2) -> tuple[ModelConfig, dict[str, np.ndarray], dict]:
+    """A config, its float64 parameters (rounded to the case dtype) and the native parameter dict."""
+    config = case.draw(cs.model_configs(max_layers=max_layers), "config")
+    seed = case.draw(st.integers(0, 2**16), "param_seed")
+    params = cs.model_parameters(config, seed)
+    native = case.params("params", params, cs.MODEL_PARAMETERS_RECIPE.format(config=config, seed=seed))
+    rounded = {name: case.rounded(value) for name, value in params.items()}
+    return config, rounded, native
+
+
+def draw_stream(case: Case, config: ModelConfig, max_length: int = 8) -> np.ndarray:
+    """A residual-stream input (B, L, D)."""
+    B = case.draw(st.sampled_from((1, 2)), "B")
+    L = case.draw(st.sampled_from(tuple(n for n in cs.LENGTHS if n <= max_length)), "L")
+    return case.draw(cs.float_arrays((B, L, config.d_model), case.dtype, ("normal",)), "x")
+
+
+def draw_ids(case: Case, config: ModelConfig) -> np.ndarray:
+    """Token ids (B, L) with L <= context length."""
+    B = case.draw(st.sampled_from((1, 2)), "B")
+    L = case.draw(st.sampled_from((1, 2, 3, 5, 8)), "L")
+    rng = np.random.default_rng(case.draw(st.integers(0, 2**16), "ids_seed"))
+    return rng.integers(0, config.vocab_size, size=(B, L))
+
+
+def draw_split(case: Case, length: int) -> list[int]:
+    """Chunk sizes summing to ``length`` (the prompt, then one token at a time, or random chunks)."""
+    if length == 1:
+        return [1]
+    kind = case.draw(st.sampled_from(("one_by_one", "prompt_then_tokens", "two_chunks")), "split")
+    if kind == "one_by_one":
+        return [1] * length
+    first = case.draw(st.integers(1, length - 1), "first_chunk")
+    return [first] + [1] * (length - first) if kind == "prompt_then_tokens" else [first, length - first]
+
+
+def magnitude(expected: np.ndarray) -> np.ndarray:
+    """Per-row scale for composite comparisons: the row's largest |value|, at least 1."""
+    return np.broadcast_to(np.maximum(np.abs(expected).max(axis=-1, keepdims=True), 1.0), expected.shape)

@@ -1,0 +1,116 @@
+"""Checks for :mod:`spec.softmax`."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from spec.errors import DTypeError, ShapeError
+from spec.tolerances import EPSILON
+
+from .. import reference as ref
+from .. import strategies as cs
+from ..case import Case
+from ..registry import ANY, check
+
+
+def _draw_input(case: Case, regimes=("normal", "ties", "wide")) -> tuple[np.ndarray, int]:
+    shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(cs.lengths(), "n"),)
+    x = case.draw(cs.float_arrays(shape, case.dtype, regimes), "x")
+    axis = case.draw(st.integers(-len(shape), len(shape) - 1), "axis")
+    return x, axis
+
+
+def _sum_tolerance(case: Case, n: int) -> float:
+    return 4 * n * EPSILON[case.dtype]  # each of n terms rounds once, plus the division
+
+
+@check("softmax.sums_to_one")
+def sums_to_one(case: Case) -> None:
+    x, axis = _draw_input(case)
+    p = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
+    total = p.sum(axis=axis)
+    error = float(np.max(np.abs(total - 1.0)))
+    case.require(error <= _sum_tolerance(case, x.shape[axis]), f"softmax(x, axis={axis}) sums to {total.ravel()[np.argmax(np.abs(total - 1).ravel())]!r} along the axis, expected 1 (error {error:.3g})")
+
+
+@check("softmax.non_negative")
+def non_negative(case: Case) -> None:
+    x, axis = _draw_input(case, ("normal", "wide", "huge", "tiny"))
+    p = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
+    case.require(bool(np.all((p >= 0) & (p <= 1))), f"softmax has entries outside [0, 1]: min {p.min()!r}, max {p.max()!r}")
+
+
+@check("softmax.shift_invariant")
+def shift_invariant(case: Case) -> None:
+    x, axis = _draw_input(case)
+    shift = case.draw(st.sampled_from([-100.0, -3.0, 0.5, 7.0, 100.0]), "c")
+    x_rounded = case.rounded(x)
+    shifted = case.rounded(x_rounded + shift)
+    # Only compare where the shift is exact in this dtype; otherwise the inputs differ, not just shift.
+    if not np.allclose(shifted - x_rounded, shift, rtol=0, atol=0):
+        x_rounded = case.rounded(np.round(x_rounded))
+        shifted = x_rounded + shift
+    p = case.numpy(case.call("softmax", case.array("x", x_rounded), axis=axis))
+    q = case.numpy(case.call("softmax", case.array("x_plus_c", shifted), axis=axis))
+    case.assert_close(q, p, f"softmax(x + {shift}) vs softmax(x)", magnitude=np.maximum(np.abs(p), 1.0))
+
+
+@check("softmax.order_preserving")
+def order_preserving(case: Case) -> None:
+    x, axis = _draw_input(case)
+    xr = case.rounded(x)
+    p = case.numpy(case.call("softmax", case.array("x", xr), axis=axis))
+    xs, ps = np.moveaxis(xr, axis, -1), np.moveaxis(p, axis, -1)
+    bigger = xs[..., :, None] > xs[..., None, :]  # (..., n, n): x_i > x_j
+    case.require(bool(np.all(~bigger | (ps[..., :, None] >= ps[..., None, :]))), "a larger score got a smaller probability")
+
+
+@check("softmax.finite_for_extreme_inputs")
+def finite_for_extreme_inputs(case: Case) -> None:
+    x, axis = _draw_input(case, ("huge", "tiny", "wide"))
+    p = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
+    case.require(bool(np.all(np.isfinite(p))), f"softmax of inputs up to {np.abs(x).max():.3g} is not finite: {p.ravel()[:8]}")
+    total = p.sum(axis=axis)
+    case.require(bool(np.all(np.abs(total - 1) <= _sum_tolerance(case, x.shape[axis]))), f"softmax of extreme inputs sums to {total.ravel()[:4]}, expected 1")
+    lp = case.numpy(case.call("log_softmax", case.array("x", x), axis=axis))
+    case.require(bool(np.all(np.isfinite(lp))), f"log_softmax of inputs up to {np.abs(x).max():.3g} is not finite: {lp.ravel()[:8]}")
+
+
+@check("softmax.matches_reference")
+def matches_reference(case: Case) -> None:
+    x, axis = _draw_input(case, ("normal", "ties", "wide", "huge"))
+    got = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
+    case.assert_close(got, ref.softmax(case.rounded(x), axis), f"softmax(x, axis={axis})")
+
+
+@check("softmax.log_softmax_matches_reference")
+def log_softmax_matches_reference(case: Case) -> None:
+    x, axis = _draw_input(case, ("normal", "ties", "wide"))
+    xr = case.rounded(x)
+    got = case.numpy(case.call("log_softmax", case.array("x", x), axis=axis))
+    # log-softmax subtracts numbers of the size of |x|: its rounding error scales with them.
+    magnitude = np.abs(xr - xr.max(axis=axis, keepdims=True)) + 1.0
+    case.assert_close(got, ref.log_softmax(xr, axis), f"log_softmax(x, axis={axis})", magnitude=magnitude)
+
+
+@check("softmax.log_softmax_is_log_of_softmax")
+def log_softmax_is_log_of_softmax(case: Case) -> None:
+    x, axis = _draw_input(case)
+    xr = case.rounded(x)
+    p = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
+    lp = case.numpy(case.call("log_softmax", case.array("x", x), axis=axis))
+    magnitude = np.maximum(p, 1.0) * (np.abs(xr - xr.max(axis=axis, keepdims=True)) + 1.0)
+    case.assert_close(np.exp(lp), p, "exp(log_softmax(x)) vs softmax(x)", magnitude=magnitude)
+
+
+@check("softmax.errors", dtypes=ANY)
+def errors(case: Case) -> None:
+    shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(cs.lengths(), "n"),)
+    ints = case.array("ids", np.zeros(shape, dtype=np.int64), "int64")
+    case.expect_error(DTypeError, "'x'", "softmax", ints)
+    x = case.array("x", np.zeros(shape))
+    case.expect_error(ShapeError, "axis", "softmax", x, axis=len(shape))
+    case.expect_error(ShapeError, "axis", "log_softmax", x, axis=-len(shape) - 1)
+    empty = case.array("empty", np.zeros(shape[:-1] + (0,)))
+    case.expect_error(ShapeError, "'x'", "softmax", empty, axis=-1)

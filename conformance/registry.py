@@ -1,0 +1,63 @@
+"""The registry of checks: one function per invariant id.
+
+A check is a function ``fn(case)`` decorated with :func:`check`; it draws its
+inputs through ``case`` (so the report can show them and write a repro) and
+raises :class:`conformance.case.InvariantViolation` when the invariant fails.
+Every id must be declared in a spec module; every spec invariant must have a
+check (``tests/test_conformance_meta.py`` holds the suite to that).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import spec
+
+FLOAT = "float"  # the check runs once per requested float dtype
+ANY = "any"  # dtype-independent: runs once, with the first requested dtype
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str  # the invariant id, e.g. "softmax.sums_to_one"
+    fn: Callable[..., None]
+    dtypes: str  # FLOAT or ANY
+    examples_factor: float  # multiplies the profile's example count (expensive composites < 1)
+
+    @property
+    def component(self) -> str:
+        return self.id.split(".", 1)[0]
+
+    @property
+    def statement(self) -> str:
+        return spec.all_invariants()[self.id].statement
+
+
+CHECKS: dict[str, Check] = {}
+
+
+def check(invariant_id: str, dtypes: str = FLOAT, examples_factor: float = 1.0) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Register ``fn`` as the check of ``invariant_id`` (which a spec module must declare)."""
+
+    def register(fn: Callable[..., None]) -> Callable[..., None]:
+        if invariant_id not in _known_ids():
+            raise KeyError(f"check {fn.__name__}: invariant {invariant_id!r} is not declared in any spec module")
+        if invariant_id in CHECKS:
+            raise KeyError(f"invariant {invariant_id!r} already has a check ({CHECKS[invariant_id].fn.__qualname__})")
+        CHECKS[invariant_id] = Check(invariant_id, fn, dtypes, examples_factor)
+        return fn
+
+    return register
+
+
+def _known_ids() -> set[str]:
+    return set(spec.all_invariants())
+
+
+def load_all_checks() -> dict[str, Check]:
+    """Import every component's check module (registering its checks) and return the registry in spec order."""
+    from . import components  # noqa: F401  (importing registers the checks)
+
+    order = list(spec.all_invariants())
+    return {i: CHECKS[i] for i in order if i in CHECKS}

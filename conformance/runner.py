@@ -1,0 +1,288 @@
+"""Run the checks against one backend and collect a verdict per invariant.
+
+``run(backend="numpy", dtypes=("float32",), profile="dev")`` returns a
+:class:`Report`; :func:`render_table` prints it, :meth:`Report.to_json` writes
+it. The CLI (``tspec conformance``, ``python -m conformance``) and the pytest
+plugin are thin layers over this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import traceback
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Flaky
+
+import spec
+from backends import Backend, load_backend, missing_kernels
+
+from .case import Case, Comparison, InvariantViolation
+from .registry import ANY, Check, load_all_checks
+
+# Examples per check. dev: a quick look (the whole suite well under two minutes on
+# two cores); ci: what CI runs; thorough: before a release.
+PROFILES = {"dev": 12, "ci": 60, "thorough": 400}
+PROFILE_ENV = "TSPEC_PROFILE"
+
+
+def default_profile() -> str:
+    profile = os.environ.get(PROFILE_ENV, "dev")
+    if profile not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={profile!r} is not a profile; expected one of {', '.join(PROFILES)}")
+    return profile
+
+
+class SkipCheck(Exception):
+    """Raised by a check that does not apply to this backend (e.g. no autodiff)."""
+
+
+@dataclass
+class Result:
+    id: str
+    component: str
+    dtype: str
+    status: str  # passed | failed | error | skipped | xfailed | xpassed
+    seconds: float
+    statement: str
+    message: str = ""
+    inputs: dict[str, str] = field(default_factory=dict)
+    comparison: dict[str, Any] | None = None
+    repro: str = ""
+
+    @property
+    def bad(self) -> bool:
+        return self.status in ("failed", "error")
+
+
+@dataclass
+class Report:
+    backend: str
+    backend_class: str
+    dtypes: tuple[str, ...]
+    profile: str
+    seed: int
+    results: list[Result] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.bad for r in self.results)
+
+    def failed_ids(self) -> set[str]:
+        return {r.id for r in self.results if r.bad}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, default=str)
+
+
+def parse_xfails(path: str | os.PathLike[str]) -> set[str]:
+    """Invariant ids, one per line; ``#`` starts a comment."""
+    ids = set()
+    for line in Path(path).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            ids.add(line)
+    return ids
+
+
+def keyword_matcher(expression: str | None):
+    """A predicate over invariant ids for a ``-k`` expression: words match substrings, with and/or/not/parentheses."""
+    if not expression:
+        return lambda _id: True
+    tokens = re.findall(r"\(|\)|[^\s()]+", expression)
+    python = []
+    for token in tokens:
+        if token in ("and", "or", "not", "(", ")"):
+            python.append(token)
+        else:
+            python.append(f"({token!r} in id_)")
+    code = " ".join(python)
+    try:
+        compiled = compile(code, "<-k>", "eval")
+    except SyntaxError:
+        raise ValueError(f"-k {expression!r} is not a valid expression; expected words joined by and/or/not and parentheses") from None
+    return lambda id_: bool(eval(compiled, {"__builtins__": {}}, {"id_": id_}))
+
+
+def check_signature(backend: Backend) -> list[str]:
+    """Kernels the backend lacks; the suite refuses to start while any are missing."""
+    return missing_kernels(backend)
+
+
+def run(
+    backend: str | Backend | type[Backend] = "numpy",
+    dtypes: tuple[str, ...] = ("float32",),
+    profile: str | None = None,
+    keyword: str | None = None,
+    xfails: set[str] | None = None,
+    seed: int | None = None,
+    components: tuple[str, ...] | None = None,
+    progress: Any = None,
+) -> Report:
+    """Run every selected check against ``backend`` and return the report."""
+    profile = profile or default_profile()
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    backend_spec = backend if isinstance(backend, str) else _spec_of(backend)
+    instance = load_backend(backend)
+    missing = check_signature(instance)
+    if missing:
+        raise NotImplementedError(
+            f"backend {instance.name!r} ({type(instance).__name__}) is missing kernels: {', '.join(missing)}; "
+            "implement them (see backends.base.KERNELS) before running the suite"
+        )
+    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+    checks = load_all_checks()
+    report = Report(backend=backend_spec, backend_class=f"{type(instance).__module__}.{type(instance).__qualname__}",
+                    dtypes=tuple(dtypes), profile=profile, seed=seed)
+    xfails = set(xfails or ())
+    unknown_xfails = sorted(xfails - set(checks))
+    if unknown_xfails:
+        message = f"xfails name ids that match no invariant: {', '.join(unknown_xfails)}"
+        report.warnings.append(message)
+        warnings.warn(message, stacklevel=2)
+    matches = keyword_matcher(keyword)
+    for check in checks.values():
+        if components and check.component not in components:
+            continue
+        if not matches(check.id):
+            continue
+        for dtype in (dtypes[:1] if check.dtypes == ANY else dtypes):
+            result = run_check(check, instance, dtype, profile, seed, backend_spec)
+            if check.id in xfails:
+                result.status = {"failed": "xfailed", "error": "xfailed", "passed": "xpassed"}.get(result.status, result.status)
+            report.results.append(result)
+            if progress:
+                progress(result)
+    return report
+
+
+def _spec_of(backend: Any) -> str:
+    cls = backend if isinstance(backend, type) else type(backend)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def run_check(check: Check, backend: Backend, dtype: str, profile: str, seed: int, backend_spec: str) -> Result:
+    """Run one check for one dtype under Hypothesis; shrink any failure and describe it."""
+    start = time.perf_counter()
+    base = Result(id=check.id, component=check.component, dtype=dtype, status="passed", seconds=0.0, statement=check.statement)
+    if dtype not in backend.dtypes:
+        base.status, base.message = "skipped", f"backend {backend.name!r} does not support {dtype}"
+        return base
+    last: dict[str, Case] = {}
+
+    def body(data: Any) -> None:
+        case = Case(backend, dtype, data.draw)
+        last["case"] = case
+        check.fn(case)
+
+    test = given(st.data())(body)
+    test = settings(
+        max_examples=max(1, int(PROFILES[profile] * check.examples_factor)),
+        deadline=None,
+        database=None,
+        derandomize=False,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        verbosity=Verbosity.quiet,
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+        print_blob=False,
+    )(test)
+    test = hypothesis.seed(seed)(test)
+    try:
+        test()
+    except SkipCheck as skip:
+        base.status, base.message = "skipped", str(skip)
+    except InvariantViolation as violation:
+        _describe_failure(base, "failed", violation.message, violation.details, last.get("case"), backend_spec)
+    except Flaky as flaky:
+        _describe_failure(base, "failed", f"flaky: the failure did not reproduce when replayed ({flaky})", {}, last.get("case"), backend_spec)
+    except Exception as error:  # the backend crashed: that fails the invariant too
+        tail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        _describe_failure(base, "error", f"raised {tail}", {}, last.get("case"), backend_spec)
+    base.seconds = time.perf_counter() - start
+    return base
+
+
+def _describe_failure(result: Result, status: str, message: str, details: dict[str, Any], case: Case | None, backend_spec: str) -> None:
+    result.status = status
+    result.message = message
+    comparison = details.get("comparison")
+    if isinstance(comparison, Comparison):
+        result.comparison = asdict(comparison)
+    if case is not None:
+        result.inputs = {name: _short(value) for name, value in case.inputs.items()}
+        result.repro = case.repro(backend_spec, result.id, message)
+
+
+def _short(value: Any) -> str:
+    import numpy as np
+
+    if isinstance(value, np.ndarray):
+        text = np.array2string(value, threshold=40, precision=8)
+        return f"array shape={value.shape} dtype={value.dtype}: {text}"
+    return repr(value)
+
+
+def render_table(report: Report, show_failures: bool = True) -> str:
+    """The per-component verdict table, then each failure with its counterexample and repro."""
+    lines = [
+        f"transformer-spec conformance: backend {report.backend} ({report.backend_class})",
+        f"dtypes {', '.join(report.dtypes)} · profile {report.profile} · seed {report.seed}",
+        "",
+    ]
+    header = f"{'component':<22}{'passed':>8}{'failed':>8}{'skipped':>9}{'xfailed':>9}{'time':>9}"
+    lines += [header, "-" * len(header)]
+    order = [c.name for c in spec.COMPONENTS]
+    components = sorted({r.component for r in report.results}, key=lambda c: order.index(c) if c in order else len(order))
+    totals = [0, 0, 0, 0, 0.0]
+    for component in components:
+        rows = [r for r in report.results if r.component == component]
+        counts = [
+            sum(r.status in ("passed", "xpassed") for r in rows),
+            sum(r.bad for r in rows),
+            sum(r.status == "skipped" for r in rows),
+            sum(r.status == "xfailed" for r in rows),
+            sum(r.seconds for r in rows),
+        ]
+        totals = [a + b for a, b in zip(totals, counts)]
+        mark = "FAIL" if counts[1] else "ok"
+        lines.append(f"{component:<22}{counts[0]:>8}{counts[1]:>8}{counts[2]:>9}{counts[3]:>9}{counts[4]:>8.1f}s  {mark}")
+    lines.append("-" * len(header))
+    lines.append(f"{'total':<22}{totals[0]:>8}{totals[1]:>8}{totals[2]:>9}{totals[3]:>9}{totals[4]:>8.1f}s")
+    for warning in report.warnings:
+        lines.append(f"warning: {warning}")
+    xpassed = [r for r in report.results if r.status == "xpassed"]
+    for r in xpassed:
+        lines.append(f"warning: {r.id} [{r.dtype}] is listed in xfails but passed; remove it from the xfails file")
+    if show_failures:
+        for r in report.results:
+            if r.bad:
+                lines += ["", render_failure(r, report)]
+    lines.append("")
+    lines.append("PASSED: every invariant holds" if report.ok else f"FAILED: {len(report.failed_ids())} invariant(s) violated")
+    return "\n".join(lines)
+
+
+def render_failure(r: Result, report: Report | None = None) -> str:
+    lines = [f"FAILED {r.id} [{r.dtype}]", f"  invariant: {r.statement}", f"  {r.message}"]
+    if r.inputs:
+        lines.append("  shrunk input:")
+        lines += [f"    {name} = {value}" for name, value in r.inputs.items()]
+    if report is not None:
+        lines.append(f"  rerun: tspec conformance --backend {report.backend} --dtype {r.dtype} -k {r.id} --seed {report.seed}")
+    if r.repro:
+        lines.append("  repro:")
+        repro = r.repro if len(r.repro) < 6000 else r.repro[:6000] + "\n... (full repro in the --report JSON)"
+        lines += ["    " + line for line in repro.splitlines()]
+    return "\n".join(lines)
