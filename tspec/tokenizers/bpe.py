@@ -619,6 +619,13 @@ class ByteLevelBPETokenizer:
     ) -> ByteLevelBPETokenizer:
         """Read GPT-2's ``vocab.json`` and ``merges.txt`` (any file names)."""
         vocab_path, merges_path = Path(vocab_path), Path(merges_path)
+        for path, name in ((vocab_path, VOCAB_FILE), (merges_path, MERGES_FILE)):
+            if not path.is_file():  # both checked before parsing either: say what is missing first
+                raise TokenizerFileError(
+                    f"ByteLevelBPETokenizer.from_files: {path} does not exist or is not a file; "
+                    f"expected GPT-2's {name} there",
+                    path=path,
+                )
         vocab = _read_vocab(vocab_path)
         merges = _read_merges(merges_path, vocab)
         try:
@@ -731,9 +738,9 @@ def _checked_ranks(merges: Sequence[tuple[str, str]], token_to_id: Mapping[str, 
 def _read_vocab(path: Path) -> dict[str, int]:
     vocab = read_json_file(path, what=f"a GPT-2 {VOCAB_FILE} (a JSON object from token to id)")
     if not isinstance(vocab, dict) or not vocab:
+        found = "an empty object" if isinstance(vocab, dict) else f"a JSON {_json_type_name(vocab)}"
         raise TokenizerFileError(
-            f"{path}: holds a JSON {type(vocab).__name__}; expected a non-empty object mapping each token to its id",
-            path=path,
+            f"{path}: holds {found}; expected a non-empty object mapping each token to its id", path=path
         )
     for token, token_id in vocab.items():
         if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
@@ -741,6 +748,11 @@ def _read_vocab(path: Path) -> dict[str, int]:
                 f"{path}: the id of {token!r} is {token_id!r}; expected an integer >= 0", path=path
             )
     return vocab
+
+
+def _json_type_name(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
 def _read_merges(path: Path, vocab: Mapping[str, int]) -> list[tuple[str, str]]:
@@ -780,7 +792,7 @@ def _read_special_tokens_map(path: Path) -> dict[str, str | None]:
     """The roles of ``special_tokens_map.json``; values are a token or ``{"content": token}`` (Hugging Face)."""
     raw = read_json_file(path, what="a JSON object from role (bos_token, ...) to special token")
     if not isinstance(raw, dict):
-        raise TokenizerFileError(f"{path}: holds a JSON {type(raw).__name__}; expected an object", path=path)
+        raise TokenizerFileError(f"{path}: holds a JSON {_json_type_name(raw)}; expected an object", path=path)
     roles: dict[str, str | None] = {"bos_token": None, "eos_token": None}  # absent from the file = no such role
     for role in ("bos_token", "eos_token", "unk_token", "pad_token"):
         value = raw.get(role)

@@ -1,0 +1,103 @@
+r"""Tokenization: turning text into the integer ids the model reads, and back.
+
+The first and last step of the pipeline (text → tokenize → embed → … →
+sample → append → detokenize). Two kinds share one interface; the
+application layer implements them in ``tspec.tokenizers``.
+
+Byte-level BPE (GPT-2)
+----------------------
+Text $s$ is encoded as UTF-8 bytes $b_1 \dots b_n$, each byte shown as one
+printable character of GPT-2's byte alphabet $\beta$ (so the vocabulary's
+first 256 tokens cover every possible input). GPT-2's regular expression
+
+    's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+
+cuts the text into words $w_1 \dots w_m$ with $s = w_1 \cdots w_m$. Each word
+starts as its byte symbols; with merge ranks $r(a, b)$ (line order of
+``merges.txt``), repeat
+
+$$ (a^*, b^*) = \arg\min_{(a, b)\ \text{adjacent}} r(a, b), \qquad
+   \text{replace every } a^* b^* \text{ (left to right) by the symbol } a^* b^*, $$
+
+until no adjacent pair has a rank. The ids are ``vocab.json`` of the final
+symbols, word after word. Decoding inverts $\beta$ and decodes UTF-8:
+
+$$ \operatorname{decode}(\operatorname{encode}(s)) = s \quad \text{for every Unicode string } s. $$
+
+Training learns the merges from a corpus: start from the 256 bytes and
+repeatedly merge the most frequent adjacent pair (ties: the smallest
+``(left id, right id)``), until the vocabulary has ``vocab_size`` tokens.
+
+Word level
+----------
+Lowercase, split with ``\w+|[^\w\s]`` (words; single punctuation marks), look
+each token up (``<unk>`` when unseen). Decoding joins with single spaces, with
+no space before punctuation (details in ``tspec.tokenizers.word``). Spacing
+and case are lost, so the round trip holds for the *normal form*:
+$\operatorname{decode}(\operatorname{encode}(s)) = \operatorname{normalize}(s)$
+when every token of $s$ is in the vocabulary.
+
+Interface
+---------
+* ``encode(text, *, add_special=False, parse_special=False) -> list[int]`` —
+  ``add_special`` puts ``bos_id`` first and ``eos_id`` last (where they exist);
+  ``parse_special`` turns a special token's spelling in ``text`` into its id.
+* ``decode(ids, *, skip_special=False) -> str``.
+* ``stream_decoder(*, skip_special=False)`` → an object with
+  ``push(id) -> str`` and ``flush() -> str`` for ids arriving one by one.
+* ``vocab_size`` (ids lie in ``[0, vocab_size)``); ``bos_id``, ``eos_id``,
+  ``unk_id``, ``pad_id`` (an ``int``, or ``None`` where the kind has none);
+  ``special_tokens`` (text → id).
+* ``train(...)``, ``save(directory)``, ``load(directory)``; and
+  ``load_tokenizer(directory)``, which tells the kinds apart by their files
+  (``tokenizer.json`` with ``"type": "word"``; ``vocab.json`` + ``merges.txt``).
+
+Special cases
+-------------
+* ``encode("") == []`` and ``decode([]) == ""``.
+* Arbitrary ids may form invalid UTF-8; ``decode`` then yields U+FFFD, exactly
+  as ``bytes.decode("utf-8", errors="replace")``.
+* GPT-2's ``<|endoftext|>`` serves as both ``bos_id`` and ``eos_id``; the word
+  tokenizer has four distinct specials ``<pad>`` 0, ``<unk>`` 1, ``<bos>`` 2, ``<eos>`` 3.
+
+Errors
+------
+Every error is a ``SpecError`` that names the argument or file:
+
+* ``OutOfRangeError`` — an id outside ``[0, vocab_size)`` (or unassigned) in
+  ``decode`` / ``push``; never wrapped around.
+* ``DTypeError`` — text that is not a ``str``; an id that is a float or bool.
+* ``InvalidTextError`` — text holding a lone surrogate (no UTF-8 form).
+* ``TokenizerFileError`` — a missing file, malformed JSON (with its line and
+  column), a bad ``merges.txt`` line (with its number), a vocabulary missing
+  byte symbols or special tokens, a merge whose parts are not in the vocabulary.
+* ``ConfigError`` — bad training options (``vocab_size`` below specials + 256,
+  ``min_count`` < 1, ``max_vocab`` < 4, a special token that ordinary text could produce).
+
+References
+----------
+Sennrich et al. (2016), *Neural Machine Translation of Rare Words with Subword
+Units*; Radford et al. (2019), *Language Models are Unsupervised Multitask
+Learners* (§2.2, byte-level BPE) and OpenAI's ``gpt-2/src/encoder.py``.
+"""
+
+from .component import Component, invariants
+
+COMPONENT = Component(
+    name="tokenizer",
+    title="Tokenization",
+    # Methods of a tokenizer object (tspec.tokenizers), not backend primitives:
+    # tokenization runs on the host, the same for every backend.
+    functions=("encode", "decode", "stream_decoder", "train", "save", "load"),
+    invariants=invariants(
+        ("tokenizer.roundtrip", "Byte-level BPE: decode(encode(s)) == s for every Unicode string s, emoji and combining marks included."),
+        ("tokenizer.ids_in_range", "Every id encode returns names a token: 0 <= id < vocab_size, and decode accepts it."),
+        ("tokenizer.deterministic", "encode is a function of the text (cache warm or cold, any call order), and training twice on the same corpus writes identical files."),
+        ("tokenizer.no_special_from_text", "Ordinary text never yields a special-token id, even text spelling '<|endoftext|>' or '<bos>'; only parse_special=True or add_special=True do."),
+        ("tokenizer.stream_matches_decode", "The pieces of a stream decoder plus flush() concatenate to decode(ids), and no piece shows a broken character: an incomplete UTF-8 tail is held back."),
+        ("tokenizer.word_level_roundtrip", "Word tokenizer: decode(encode(s)) == normalize(s) when every token of s is known, encode(decode(ids)) == ids for special-free ids, and normalize is idempotent."),
+        ("tokenizer.gpt2_compatible", "On the same vocab.json and merges.txt, encode gives the same ids as GPT-2's algorithm (the tokenizers library), for files written by either side."),
+        ("tokenizer.save_load", "save then load (or load_tokenizer) gives a tokenizer with the same vocabulary and the same ids for every text."),
+        ("tokenizer.errors", "Missing files, malformed JSON (with its line), bad merges, out-of-range ids, non-str text and bad training options raise a SpecError naming what was wrong and what was expected."),
+    ),
+)
