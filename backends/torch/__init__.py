@@ -250,9 +250,13 @@ class TorchBackend(Backend):
         # Sum, then divide by max(count, 1): all-ignored gives 0 with a zero gradient, where reduction="mean" gives NaN.
         total = F.cross_entropy(flat_logits, flat_targets, ignore_index=ignore_index, reduction="sum")
         count = (flat_targets != ignore_index).sum().clamp_min(1)
-        return total / count.to(total.dtype)
+        # A 16-bit float cannot hold every count (bfloat16 stops at 256): divide in float32, then round once.
+        wide = torch.float32 if total.dtype in (torch.float16, torch.bfloat16) else total.dtype
+        return (total.to(wide) / count.to(wide)).to(total.dtype)
 
     # ---------------------------------------------------------------- sampling
+    _TOP_P_FIRST_GUESS = 256  # top-p without top-k: how many of the most probable tokens to rank first (grows x4)
+
     def _sample(self, logits, u, temperature, top_k, top_p):
         if temperature == 0:
             return int(torch.argmax(logits))  # torch.argmax returns the first maximum: lowest index on ties
@@ -261,21 +265,32 @@ class TorchBackend(Backend):
         z = logits.detach().to(device="cpu", dtype=torch.float64)  # (V,)
         # (z - max) / T equals z / T up to a constant (softmax ignores it) but cannot overflow for a small T.
         p = torch.softmax((z - z.max()) / temperature, dim=-1)  # (V,)
-        if top_k is not None or top_p is not None:
-            order = torch.argsort(-p, stable=True)  # most probable first, ties by lower index
+        V = p.shape[0]
+        if top_k is None and top_p is None:
+            kept = p
+        else:
             if top_k is not None:
-                order = order[:top_k]
-            if top_p is not None:
+                order = _most_probable(p, top_k)  # (min(k, V),) most probable first, ties by lower index
                 mass = torch.cumsum(p[order], dim=0) / p[order].sum()  # renormalised over the top-k
+            else:
+                # Rank only as many tokens as the top-p prefix needs: a few hundred for a peaked distribution,
+                # instead of a stable sort of the whole vocabulary on every decoding step.
+                ranked = min(V, self._TOP_P_FIRST_GUESS)
+                while True:
+                    order = _most_probable(p, ranked)  # (ranked,)
+                    # With every token ranked, normalise like the reference (sum in sorted order); before, by the total.
+                    mass = torch.cumsum(p[order], dim=0) / (p[order].sum() if ranked == V else p.sum())
+                    if ranked == V or bool(mass[-1] >= top_p):
+                        break
+                    ranked = min(V, 4 * ranked)
+            if top_p is not None:
                 crossing = int(torch.searchsorted(mass, torch.tensor([top_p], dtype=torch.float64), side="left"))
                 order = order[: crossing + 1]  # keep the token that crosses top_p
             kept = torch.zeros_like(p)
             kept[order] = p[order]
-        else:
-            kept = p
         cumulative = torch.cumsum(kept / kept.sum(), dim=0)  # (V,), in vocabulary order
         index = int(torch.searchsorted(cumulative, torch.tensor([u], dtype=torch.float64), side="right"))  # first i with cumulative[i] > u
-        if index < p.shape[0]:
+        if index < V:
             return index
         return int(torch.nonzero(kept).max())  # rounding left the total <= u: the last token that can be drawn
 
@@ -340,6 +355,20 @@ class TorchBackend(Backend):
             }
 
         return value_and_grad_fn
+
+
+def _most_probable(p: torch.Tensor, count: int) -> torch.Tensor:
+    """The first ``count`` indices of ``argsort(-p, stable=True)`` (most probable first, ties by lower index).
+
+    Without sorting all V entries: ``topk`` finds the count-th largest probability t; the indices with p >= t,
+    in vocabulary order, stably sorted by -p, are a prefix of the full stable order (every tie at t included)
+    at least ``count`` long.
+    """
+    if count >= p.shape[0]:
+        return torch.argsort(-p, stable=True)  # (V,)
+    threshold = torch.topk(p, count, sorted=False).values.min()
+    candidates = torch.nonzero(p >= threshold).squeeze(1)  # (M,) with M >= count, in vocabulary order
+    return candidates[torch.argsort(-p[candidates], stable=True)][:count]  # (count,)
 
 
 def _any_requires_grad(params: Any) -> bool:
