@@ -58,7 +58,8 @@ class NumpyBackend(Backend):
 
     def _gelu(self, x, approximate):
         if approximate:
-            inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
+            with np.errstate(over="ignore"):  # x**3 may overflow to ±inf for large |x|; tanh(±inf) = ±1 is still right
+                inner = math.sqrt(2 / math.pi) * (x + 0.044715 * x**3)
             return (0.5 * x * (1 + np.tanh(inner))).astype(x.dtype)
         return (0.5 * x * (1 + erf(x / math.sqrt(2)))).astype(x.dtype)
 

@@ -1,0 +1,69 @@
+"""Command line of the conformance suite: ``tspec conformance`` and ``python -m conformance``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from spec.errors import SpecError
+
+from .runner import PROFILES, default_profile, parse_xfails, render_table, run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default=None,
+                        help="numpy, torch, torch:cuda, jax, an entry-point name, module:attribute, or 'all' (every installed backend); default $TSPEC_BACKEND or numpy")
+    parser.add_argument("--dtype", default="float32", help="comma-separated float dtypes to check (default float32), or 'all' for every dtype the backend supports")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=None, help="Hypothesis example counts: dev (quick), ci, thorough; default $TSPEC_PROFILE or dev")
+    parser.add_argument("--report", metavar="FILE.json", help="write every invariant's status, counterexample and timing as JSON")
+    parser.add_argument("--xfails", metavar="FILE", help="invariant ids expected to fail, one per line ('#' starts a comment)")
+    parser.add_argument("-k", dest="keyword", metavar="EXPR", help="only invariants whose id matches, e.g. 'softmax and not log'")
+    parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed (printed with every run, so a failure can be rerun)")
+    parser.add_argument("--quiet", action="store_true", help="print only the table, not each failure's details")
+
+
+def run_from_args(args: argparse.Namespace, out=sys.stdout) -> int:
+    """Run the suite as the parsed arguments say; return the exit status (0 only when nothing failed)."""
+    from backends import available_backends, load_backend
+
+    names = available_backends() if args.backend == "all" else [args.backend]
+    xfails = set()
+    if args.xfails:
+        try:
+            xfails = parse_xfails(args.xfails)
+        except OSError as error:
+            print(f"error: cannot read --xfails file {args.xfails!r}: {error.strerror}", file=sys.stderr)
+            return 2
+    reports = []
+    for name in names:
+        try:
+            backend = load_backend(name)
+        except SpecError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        dtypes = tuple(backend.dtypes) if args.dtype == "all" else tuple(d.strip() for d in args.dtype.split(",") if d.strip())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # unknown xfail ids are reported in the table instead
+                report = run(name if name is not None else backend, dtypes=dtypes, profile=args.profile or default_profile(),
+                             keyword=args.keyword, xfails=xfails, seed=args.seed)
+        except (NotImplementedError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(render_table(report, show_failures=not args.quiet), file=out)
+        print(file=out)
+        reports.append(report)
+    if args.report:
+        payload = [json.loads(r.to_json()) for r in reports]
+        Path(args.report).write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
+        print(f"report written to {args.report}", file=out)
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance", description="Run the transformer-spec conformance suite against a backend.")
+    add_arguments(parser)
+    return run_from_args(parser.parse_args(argv))
