@@ -268,8 +268,12 @@ class Backend:
         self._check_ids_in_range("rotary", "positions", positions, 2**62)
         return self._rotary(x, positions, float(base))
 
-    def attention(self, q: Any, k: Any, v: Any, mask: Any = None, causal: bool = False, scale: float | None = None) -> tuple[Any, Any]:
-        """``softmax(q kᵀ scale + mask) v`` → (out, weights). See :mod:`spec.attention`."""
+    def attention(self, q: Any, k: Any, v: Any, mask: Any = None, causal: bool = False, scale: float | None = None,
+                  need_weights: bool = True) -> tuple[Any, Any]:
+        """``softmax(q kᵀ scale + mask) v`` → (out, weights). See :mod:`spec.attention`.
+
+        ``need_weights=False`` returns ``(out, None)`` through the backend's fast path (the one composites use).
+        """
         fn = "attention"
         dtypes = {"q": self._float(fn, "q", q), "k": self._float(fn, "k", k), "v": self._float(fn, "v", v)}
         V.check_same_dtype(fn, dtypes)
@@ -298,7 +302,7 @@ class Backend:
             scale = 1.0 / math.sqrt(qs[-1])
         else:
             scale = V.check_positive_float(fn, "scale", scale)
-        return self._attention(q, k, v, mask, causal, scale, True)
+        return self._attention(q, k, v, mask, causal, scale, bool(need_weights))
 
     def cross_entropy(self, logits: Any, targets: Any, ignore_index: int = -100) -> Any:
         """Mean of -log softmax(logits)[target] over non-ignored targets. See :mod:`spec.loss`."""
@@ -377,10 +381,15 @@ class Backend:
         """Raise a clear error unless ``params`` matches the layout of ``config`` (names, shapes, one float dtype)."""
         if not isinstance(params, dict):
             raise ConfigError(f"params is a {type(params).__name__}, expected a dict from parameter name to array")
+        # Decoding calls this once per token with the same arrays: remember the last set that passed.
+        signature = (config, tuple(map(id, params.values())), tuple(params))
+        if signature == getattr(self, "_checked_params", None):
+            return
         check_parameters(config, {name: tuple(p.shape) for name, p in params.items()})
         dtypes = {name: self._float("model_forward", f"params[{name!r}]", p) for name, p in params.items()}
         if len(set(dtypes.values())) > 1:
             raise DTypeError(f"parameters mix dtypes {sorted(set(dtypes.values()))}; expected one float dtype for all (convert with asarray)")
+        self._checked_params = signature
 
     def _check_stream(self, fn: str, x: Any, config: ModelConfig) -> None:
         self._float(fn, "x", x)

@@ -23,7 +23,10 @@ Shapes
 ------
 ``q``: ``(..., L, Dh)``, ``k``: ``(..., S, Dh)``, ``v``: ``(..., S, Dv)``, with
 the same leading axes (no broadcasting); ``mask``: ``(L, S)`` or
-``(..., L, S)``. Returns ``(out, weights)``: ``(..., L, Dv)`` and ``(..., L, S)``.
+``(..., L, S)``. Returns ``(out, weights)``: ``(..., L, Dv)`` and ``(..., L, S)``;
+with ``need_weights=False``, ``(out, None)`` from the backend's fast path
+(fused kernels such as PyTorch's ``scaled_dot_product_attention`` do not form
+the weights).
 
 Special cases
 -------------
@@ -51,6 +54,7 @@ COMPONENT = Component(
     invariants=invariants(
         ("attention.rows_normalized", "Each row of weights is non-negative and sums to 1 (0 for a row with no allowed key)."),
         ("attention.matches_reference", "out and weights agree with the float64 reference for any mask, scale and causal flag."),
+        ("attention.fast_path_matches_reference", "attention(..., need_weights=False), the path composites use, gives the reference output for any mask, scale and causal flag."),
         ("attention.default_scale", "scale=None is the same as scale=1/sqrt(Dh)."),
         ("attention.causal", "With causal=True, output i does not change when keys/values after position i + S - L change."),
         ("attention.causal_sees_past", "With causal=True, query i gives non-zero weight to key i + S - L and to key 0 (nothing allowed is cut off)."),

@@ -73,6 +73,19 @@ def matches_reference(case: Case) -> None:
     case.assert_close(out, ref_out, f"attention output (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})", magnitude=np.broadcast_to(out_mag, out.shape))
 
 
+@check("attention.fast_path_matches_reference", examples_factor=2)
+def fast_path_matches_reference(case: Case) -> None:
+    q, k, v, mask, causal, scale = _draw_qkv(case)
+    kwargs = {"causal": causal, "scale": scale, "need_weights": False}
+    if mask is not None:
+        kwargs["mask"] = case.array("mask", mask, "bool")
+    out, weights = case.call("attention", case.array("q", q), case.array("k", k), case.array("v", v), **kwargs)
+    case.require(weights is None, "attention(need_weights=False) returned weights; expected None")
+    ref_out, _ = ref.attention(case.rounded(q), case.rounded(k), case.rounded(v), mask, causal, scale)
+    case.assert_close(case.numpy(out), ref_out, f"attention fast path (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})",
+                      magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], ref_out.shape))
+
+
 @check("attention.default_scale")
 def default_scale(case: Case) -> None:
     q, k, v, _, _, _ = _draw_qkv(case, causal=False, with_mask=False)

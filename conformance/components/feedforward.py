@@ -32,6 +32,13 @@ def position_wise(case: Case) -> None:
     out = case.numpy(case.call("feed_forward", native, config, case.array("x", x), prefix=PREFIX))
     out_perm = case.numpy(case.call("feed_forward", native, config, case.array("x_permuted", x[:, perm]), prefix=PREFIX))
     case.assert_close(out_perm, out[:, perm], "feed_forward of permuted positions vs permuted outputs", kind="composite", magnitude=magnitude(out[:, perm]))
+    # A permutation cannot see a symmetric mix (e.g. adding the mean over positions): also change one position alone.
+    changed_position = case.draw(st.integers(0, x.shape[1] - 1), "changed_position")
+    x_changed = x.copy()
+    x_changed[:, changed_position] = x_changed[:, changed_position] * -2 + 1
+    out_changed = case.numpy(case.call("feed_forward", native, config, case.array("x_changed", x_changed), prefix=PREFIX))
+    others = [i for i in range(x.shape[1]) if i != changed_position]
+    case.assert_close(out_changed[:, others], out[:, others], f"feed_forward at the other positions after changing position {changed_position}", kind="composite", magnitude=magnitude(out[:, others]))
 
 
 @check("feedforward.errors", dtypes=ANY)
