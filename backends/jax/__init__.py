@@ -415,6 +415,7 @@ def _model_forward_impl(params, ids, keys, values, start, tables, *, config: Mod
         # query i sits at position start + i and sees every filled slot up to it
         allowed = jnp.arange(C)[None, :] <= start + jnp.arange(L)[:, None]  # (L, C)
     keys, values = list(keys), list(values)
+    zero = jnp.zeros((), start.dtype)  # update indices must share one dtype (a Python 0 is int64 in x64 mode)
     scale = 1.0 / math.sqrt(Dh)
     for i in range(N):
         prefix = f"blocks.{i}."
@@ -424,8 +425,8 @@ def _model_forward_impl(params, ids, keys, values, start, tables, *, config: Mod
             q, k = _apply_rotary(q, cos, sin), _apply_rotary(k, cos, sin)
         # One buffer per layer, written once and then only read: XLA updates it in place.
         # (Slices of one stacked (N, ...) buffer read between its updates made XLA copy it per layer.)
-        keys[i] = lax.dynamic_update_slice(keys[i], k.reshape(B * H, L, Dh), (0, start, 0))  # (B·H, C, Dh)
-        values[i] = lax.dynamic_update_slice(values[i], v.reshape(B * H, L, Dh), (0, start, 0))  # (B·H, C, Dh)
+        keys[i] = lax.dynamic_update_slice(keys[i], k.reshape(B * H, L, Dh), (zero, start, zero))  # (B·H, C, Dh)
+        values[i] = lax.dynamic_update_slice(values[i], v.reshape(B * H, L, Dh), (zero, start, zero))  # (B·H, C, Dh)
         if fresh:
             out, _ = _attention_impl(q, k, v, None, True, scale, False)  # (B, H, L, Dh)
         else:
