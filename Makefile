@@ -1,25 +1,44 @@
-# One command sets up and runs the main job, one sets up and runs every test.
-#   make demo   — generate text from the shipped default model
-#   make test   — the whole test suite (what .ci/run runs)
+# Two commands (see README):
+#   make demo   — set everything up, then generate text with the shipped default model
+#   make test   — set everything up, then run every test (what .ci/run runs)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PROMPT ?= Once upon a time
 
-.PHONY: setup demo test clean
+.PHONY: setup system-deps demo test conformance docs serve-docs bench clean
 
 setup: $(VENV)/.installed
 
+# constraints.txt pins torch to the CPU build that this project is tested with.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all]'
 	touch $@
 
-demo: setup
-	$(BIN)/tspec conformance --backend all
+system-deps:
+	@bash scripts/install-system-deps.sh
 
-test: setup
+demo: setup
+	$(BIN)/tspec generate "$(PROMPT)" --max-new-tokens 60 --seed 0
+
+test: setup system-deps
 	$(BIN)/python -m pytest
+
+conformance: setup
+	$(BIN)/tspec conformance --backend all --dtype float32
+
+docs: setup system-deps
+	$(BIN)/mkdocs build --strict
+
+serve-docs: setup system-deps
+	$(BIN)/mkdocs serve
+
+bench: setup
+	$(BIN)/python -m benchmarks.bench_conformance
+	$(BIN)/python -m benchmarks.bench_primitives
+	$(BIN)/python -m benchmarks.bench_generate
 
 clean:
 	rm -rf $(VENV) site .hypothesis .pytest_cache
