@@ -37,17 +37,23 @@ def _options(case: Case, V: int, temperature: float | None = None):
 
 
 def _settle_top_p(case: Case, logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None) -> float | None:
-    """Move top_p off any prefix mass it nearly equals, so rounding in the dtype cannot decide the cut."""
+    """Move top_p to the middle of a gap between prefix masses, so rounding in the dtype cannot decide the cut.
+
+    The kept prefix is the one whose mass interval (m_{j-1}, m_j] holds top_p; its midpoint keeps the same
+    prefix. When that interval is narrower than the dtype's rounding of a V-term cumulative sum, the nearest
+    wide-enough interval is used instead.
+    """
     if top_p is None:
         return None
-    margin = max(2e-2, 8 * len(logits) * EPSILON[case.dtype])  # a cumulative sum of V terms errs by about V·eps
+    margin = max(1e-3, 2 * len(logits) * EPSILON[case.dtype])
     p = ref.softmax(logits / temperature)
     ranked = sorted(range(len(p)), key=lambda i: (-p[i], i))[: top_k or len(p)]
-    masses = np.cumsum(p[ranked]) / p[ranked].sum()
-    for mass in masses:
-        if abs(mass - top_p) < margin and mass < 1 - margin:
-            top_p = min(1.0, mass + margin)
-    return top_p
+    masses = np.concatenate([[0.0], np.cumsum(p[ranked]) / p[ranked].sum()])
+    chosen = int(np.searchsorted(masses[1:], top_p, side="left")) + 1  # the interval holding top_p
+    for j in sorted(range(1, len(masses)), key=lambda j: (abs(j - chosen), j)):
+        if (masses[j] - masses[j - 1]) / 2 >= margin:
+            return float(min(1.0, (masses[j - 1] + masses[j]) / 2))
+    return 1.0
 
 
 def _sample(case: Case, logits_native, u: float, temperature, top_k, top_p) -> int:
