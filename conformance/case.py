@@ -138,11 +138,24 @@ class Case:
     # ------------------------------------------------------------ calls
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Call ``backend.method(*args, **kwargs)``, remember the call, and return the raw (native) result."""
+        return self.call_on(self.backend, method, *args, **kwargs)
+
+    def call_on(self, target: Any, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Like :meth:`call`, on ``target``: the backend, ``type(backend)``, or an object an earlier call
+        returned (a tokenizer's stream decoder, say), which the repro names by that call's result."""
+        if target is self.backend:
+            target_name = "be"
+        elif target is type(self.backend):
+            target_name = "type(be)"
+        elif id(target) in self._names:
+            target_name = self._names[id(target)]
+        else:
+            raise ValueError(f"call_on: {target!r} was not returned by an earlier call, so the repro cannot name it")
         self._counter += 1
         result_name = f"out{self._counter}"
         rendered = [self._render(a) for a in args] + [f"{k}={self._render(v)}" for k, v in kwargs.items()]
-        self.calls.append(f"{result_name} = be.{method}({', '.join(rendered)})")
-        result = getattr(self.backend, method)(*args, **kwargs)
+        self.calls.append(f"{result_name} = {target_name}.{method}({', '.join(rendered)})")
+        result = getattr(target, method)(*args, **kwargs)
         self._names[id(result)] = result_name
         return result
 
@@ -194,9 +207,12 @@ class Case:
             self.fail(f"{method} raised {type(error).__module__}.{type(error).__name__} ({error}); expected {exception.__name__} naming {must_mention!r}")
         self.fail(f"{method} accepted invalid input without an error; expected {exception.__name__} naming {must_mention!r}")
 
-    def repro(self, backend_spec: str, invariant_id: str, message: str) -> str:
-        """A self-contained script: NumPy, the backend, the shrunk inputs, the calls."""
-        lines = [
+    def repro(self, backend_spec: str, invariant_id: str, message: str, header: str | None = None) -> str:
+        """A self-contained script: NumPy, the backend, the shrunk inputs, the calls.
+
+        ``header`` replaces the lines that bind ``be`` with ``load_backend(backend_spec)``
+        (a tokenizer, for instance, is loaded another way)."""
+        lines = ["import numpy as np"] if header is not None else [
             "import numpy as np",
             "from backends import load_backend",
         ]
@@ -206,7 +222,7 @@ class Case:
             lines.append("from spec.model import init_parameters")
         if any("conformance.strategies" in line for line in self.setup):
             lines.append("import conformance.strategies")
-        lines.append(f"be = load_backend({backend_spec!r})")
+        lines.append(header if header is not None else f"be = load_backend({backend_spec!r})")
         lines += self.setup + self.calls
         shown = [c.split(" = ", 1)[0] for c in self.calls if " = " in c]
         if shown:

@@ -7,15 +7,21 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 from spec.errors import SpecError
 
-from .runner import PROFILES, default_profile, parse_xfails, render_table, run
+from .runner import (PROFILES, default_profile, is_tokenizer_target, load_tokenizer_target, parse_xfails, render_table, run,
+                     run_tokenizer)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default=None,
                         help="numpy, torch, torch:cuda, jax, an entry-point name, module:attribute, or 'all' (every installed backend); default $TSPEC_BACKEND or numpy")
+    parser.add_argument("--tokenizer", metavar="PATH", default=None,
+                        help="check a tokenizer instead of a backend: a folder holding a saved tokenizer, module:attribute "
+                             "(a tokenizer object, or a class or function that builds one), or, with tspec, 'default' "
+                             "(the shipped model's tokenizer)")
     parser.add_argument("--dtype", default="float32", help="comma-separated float dtypes to check (default float32), or 'all' for every dtype the backend supports")
     parser.add_argument("--profile", choices=sorted(PROFILES), default=None, help="Hypothesis example counts: dev (quick), ci, thorough; default $TSPEC_PROFILE or dev")
     parser.add_argument("--report", metavar="FILE.json", help="write every invariant's status, counterexample and timing as JSON")
@@ -25,8 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="print only the table, not each failure's details")
 
 
-def run_from_args(args: argparse.Namespace, out=sys.stdout) -> int:
-    """Run the suite as the parsed arguments say; return the exit status (0 only when nothing failed)."""
+def run_from_args(args: argparse.Namespace, out=sys.stdout, load_tokenizer: Callable[[str], Any] | None = None) -> int:
+    """Run the suite as the parsed arguments say; return the exit status (0 only when nothing failed).
+
+    ``load_tokenizer`` reads a tokenizer folder for ``--tokenizer PATH`` (``tspec conformance``
+    passes the application's loader; ``module:attribute`` needs none).
+    """
+    if getattr(args, "tokenizer", None) is not None:
+        return _run_tokenizer_from_args(args, out, load_tokenizer)
     from backends import available_backends, load_backend
 
     names = available_backends() if args.backend == "all" else [args.backend]
@@ -63,7 +75,61 @@ def run_from_args(args: argparse.Namespace, out=sys.stdout) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
+def _read_xfails(args: argparse.Namespace) -> set[str] | None:
+    if not args.xfails:
+        return set()
+    try:
+        return parse_xfails(args.xfails)
+    except OSError as error:
+        print(f"error: cannot read --xfails file {args.xfails!r}: {error.strerror}", file=sys.stderr)
+        return None
+
+
+def _run_tokenizer_from_args(args: argparse.Namespace, out: Any, load_tokenizer: Callable[[str], Any] | None) -> int:
+    if args.backend is not None:
+        print("error: --backend and --tokenizer exclude each other: the tokenizer checks run on the host, the same for "
+              "every backend; run them separately", file=sys.stderr)
+        return 2
+    xfails = _read_xfails(args)
+    if xfails is None:
+        return 2
+    target = args.tokenizer
+    try:
+        if is_tokenizer_target(target):
+            tokenizer = load_tokenizer_target(target)
+        else:
+            if load_tokenizer is None:
+                if target == "default":
+                    print("error: --tokenizer default names the model shipped with tspec; run it as "
+                          "tspec conformance --tokenizer default", file=sys.stderr)
+                    return 2
+                try:  # only this entry point reaches into the application layer, and only when asked to
+                    from tspec.tokenizers import load_tokenizer
+                except ImportError:
+                    print(f"error: reading the tokenizer folder {target!r} needs the tspec package; install it, or pass "
+                          "--tokenizer module:attribute", file=sys.stderr)
+                    return 2
+            tokenizer = load_tokenizer(target)
+    except (SpecError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # unknown xfail ids are reported in the table instead
+            report = run_tokenizer(tokenizer, target, profile=args.profile or default_profile(), keyword=args.keyword,
+                                   xfails=xfails, seed=args.seed)
+    except (NotImplementedError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(render_table(report, show_failures=not args.quiet), file=out)
+    print(file=out)
+    if args.report:
+        Path(args.report).write_text(report.to_json())
+        print(f"report written to {args.report}", file=out)
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance", description="Run the transformer-spec conformance suite against a backend.")
+    parser = argparse.ArgumentParser(prog="python -m conformance", description="Run the transformer-spec conformance suite against a backend or a tokenizer.")
     add_arguments(parser)
     return run_from_args(parser.parse_args(argv))

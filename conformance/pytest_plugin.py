@@ -23,11 +23,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "conformance_target" not in metafunc.fixturenames:
         return
-    from .registry import ANY, load_all_checks
+    from .registry import ANY, BACKEND, load_all_checks
 
     dtypes = [d.strip() for d in metafunc.config.getoption("--dtype").split(",") if d.strip()]
     targets = []
-    for check in load_all_checks().values():
+    for check in load_all_checks(BACKEND).values():  # tokenizer checks: tspec conformance --tokenizer
         for dtype in dtypes[:1] if check.dtypes == ANY else dtypes:
             targets.append(pytest.param((check.id, dtype), id=f"{check.id}[{dtype}]"))
     metafunc.parametrize("conformance_target", targets)

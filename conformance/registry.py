@@ -17,6 +17,12 @@ import spec
 FLOAT = "float"  # the check runs once per requested float dtype
 ANY = "any"  # dtype-independent: runs once, with the first requested dtype
 
+# What a check is run against: an array backend (``runner.run``) or a tokenizer
+# object following spec/tokenizer.py's interface (``runner.run_tokenizer``).
+BACKEND = "backend"
+TOKENIZER = "tokenizer"
+SUBJECTS = (BACKEND, TOKENIZER)
+
 
 @dataclass(frozen=True)
 class Check:
@@ -24,6 +30,7 @@ class Check:
     fn: Callable[..., None]
     dtypes: str  # FLOAT or ANY
     examples_factor: float  # multiplies the profile's example count (expensive composites < 1)
+    subject: str = BACKEND  # BACKEND or TOKENIZER: what ``case.backend`` is
 
     @property
     def component(self) -> str:
@@ -37,15 +44,18 @@ class Check:
 CHECKS: dict[str, Check] = {}
 
 
-def check(invariant_id: str, dtypes: str = FLOAT, examples_factor: float = 1.0) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def check(invariant_id: str, dtypes: str = FLOAT, examples_factor: float = 1.0,
+          subject: str = BACKEND) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register ``fn`` as the check of ``invariant_id`` (which a spec module must declare)."""
+    if subject not in SUBJECTS:
+        raise ValueError(f"check {invariant_id!r}: subject={subject!r}; expected one of {', '.join(SUBJECTS)}")
 
     def register(fn: Callable[..., None]) -> Callable[..., None]:
         if invariant_id not in _known_ids():
             raise KeyError(f"check {fn.__name__}: invariant {invariant_id!r} is not declared in any spec module")
         if invariant_id in CHECKS:
             raise KeyError(f"invariant {invariant_id!r} already has a check ({CHECKS[invariant_id].fn.__qualname__})")
-        CHECKS[invariant_id] = Check(invariant_id, fn, dtypes, examples_factor)
+        CHECKS[invariant_id] = Check(invariant_id, fn, dtypes, examples_factor, subject)
         return fn
 
     return register
@@ -55,9 +65,12 @@ def _known_ids() -> set[str]:
     return set(spec.all_invariants())
 
 
-def load_all_checks() -> dict[str, Check]:
-    """Import every component's check module (registering its checks) and return the registry in spec order."""
+def load_all_checks(subject: str | None = None) -> dict[str, Check]:
+    """Import every component's check module (registering its checks) and return the registry in spec order.
+
+    ``subject`` (BACKEND or TOKENIZER) keeps only the checks run against that kind of object.
+    """
     from . import components  # noqa: F401  (importing registers the checks)
 
     order = list(spec.all_invariants())
-    return {i: CHECKS[i] for i in order if i in CHECKS}
+    return {i: CHECKS[i] for i in order if i in CHECKS and (subject is None or CHECKS[i].subject == subject)}

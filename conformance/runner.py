@@ -2,12 +2,15 @@
 
 ``run(backend="numpy", dtypes=("float32",), profile="dev")`` returns a
 :class:`Report`; :func:`render_table` prints it, :meth:`Report.to_json` writes
-it. The CLI (``tspec conformance``, ``python -m conformance``) and the pytest
+it. ``run_tokenizer(tokenizer, "PATH")`` does the same for the tokenizer checks,
+against any object that follows the interface of ``spec/tokenizer.py``. The CLI
+(``tspec conformance``, ``python -m conformance``) and the pytest
 plugin are thin layers over this module.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -27,7 +30,7 @@ import spec
 from backends import Backend, load_backend, missing_kernels
 
 from .case import Case, Comparison, InvariantViolation
-from .registry import ANY, Check, load_all_checks
+from .registry import ANY, BACKEND, TOKENIZER, Check, load_all_checks
 
 # Examples per check. dev: a quick look (the whole suite well under two minutes on
 # two cores); ci: what CI runs; thorough: before a release.
@@ -73,6 +76,7 @@ class Report:
     seed: int
     results: list[Result] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    subject: str = BACKEND  # BACKEND, or TOKENIZER: then ``backend`` names the tokenizer and ``dtypes`` is empty
 
     @property
     def ok(self) -> bool:
@@ -153,6 +157,8 @@ def run(
         warnings.warn(message, stacklevel=2)
     matches = keyword_matcher(keyword)
     for check in checks.values():
+        if check.subject != BACKEND:  # the tokenizer checks run in run_tokenizer
+            continue
         if components and check.component not in components:
             continue
         if not matches(check.id):
@@ -172,11 +178,16 @@ def _spec_of(backend: Any) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def run_check(check: Check, backend: Backend, dtype: str, profile: str, seed: int, backend_spec: str) -> Result:
-    """Run one check for one dtype under Hypothesis; shrink any failure and describe it."""
+def run_check(check: Check, backend: Backend, dtype: str, profile: str, seed: int, backend_spec: str,
+              repro_header: str | None = None) -> Result:
+    """Run one check for one dtype under Hypothesis; shrink any failure and describe it.
+
+    ``backend`` is the object the check talks to (a tokenizer for tokenizer checks,
+    whose ``dtype`` is ``""``); ``repro_header`` is the repro's code that binds it to ``be``.
+    """
     start = time.perf_counter()
     base = Result(id=check.id, component=check.component, dtype=dtype, status="passed", seconds=0.0, statement=check.statement)
-    if dtype not in backend.dtypes:
+    if check.subject == BACKEND and dtype not in backend.dtypes:
         base.status, base.message = "skipped", f"backend {backend.name!r} does not support {dtype}"
         return base
     last: dict[str, Case] = {}
@@ -204,17 +215,18 @@ def run_check(check: Check, backend: Backend, dtype: str, profile: str, seed: in
     except SkipCheck as skip:
         base.status, base.message = "skipped", str(skip)
     except InvariantViolation as violation:
-        _describe_failure(base, "failed", violation.message, violation.details, last.get("case"), backend_spec)
+        _describe_failure(base, "failed", violation.message, violation.details, last.get("case"), backend_spec, repro_header)
     except Flaky as flaky:
-        _describe_failure(base, "failed", f"flaky: the failure did not reproduce when replayed ({flaky})", {}, last.get("case"), backend_spec)
+        _describe_failure(base, "failed", f"flaky: the failure did not reproduce when replayed ({flaky})", {}, last.get("case"), backend_spec, repro_header)
     except Exception as error:  # the backend crashed: that fails the invariant too
         tail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        _describe_failure(base, "error", f"raised {tail}", {}, last.get("case"), backend_spec)
+        _describe_failure(base, "error", f"raised {tail}", {}, last.get("case"), backend_spec, repro_header)
     base.seconds = time.perf_counter() - start
     return base
 
 
-def _describe_failure(result: Result, status: str, message: str, details: dict[str, Any], case: Case | None, backend_spec: str) -> None:
+def _describe_failure(result: Result, status: str, message: str, details: dict[str, Any], case: Case | None, backend_spec: str,
+                      repro_header: str | None = None) -> None:
     result.status = status
     result.message = message
     comparison = details.get("comparison")
@@ -222,7 +234,7 @@ def _describe_failure(result: Result, status: str, message: str, details: dict[s
         result.comparison = asdict(comparison)
     if case is not None:
         result.inputs = {name: _short(value) for name, value in case.inputs.items()}
-        result.repro = case.repro(backend_spec, result.id, message)
+        result.repro = case.repro(backend_spec, result.id, message, repro_header)
 
 
 def _short(value: Any) -> str:
@@ -236,11 +248,18 @@ def _short(value: Any) -> str:
 
 def render_table(report: Report, show_failures: bool = True) -> str:
     """The per-component verdict table, then each failure with its counterexample and repro."""
-    lines = [
-        f"transformer-spec conformance: backend {report.backend} ({report.backend_class})",
-        f"dtypes {', '.join(report.dtypes)} · profile {report.profile} · seed {report.seed}",
-        "",
-    ]
+    if report.subject == TOKENIZER:
+        lines = [
+            f"transformer-spec conformance: tokenizer {report.backend} ({report.backend_class})",
+            f"profile {report.profile} · seed {report.seed}",
+            "",
+        ]
+    else:
+        lines = [
+            f"transformer-spec conformance: backend {report.backend} ({report.backend_class})",
+            f"dtypes {', '.join(report.dtypes)} · profile {report.profile} · seed {report.seed}",
+            "",
+        ]
     header = f"{'component':<22}{'passed':>8}{'failed':>8}{'skipped':>9}{'xfailed':>9}{'time':>9}"
     lines += [header, "-" * len(header)]
     order = [c.name for c in spec.COMPONENTS]
@@ -264,7 +283,7 @@ def render_table(report: Report, show_failures: bool = True) -> str:
         lines.append(f"warning: {warning}")
     xpassed = [r for r in report.results if r.status == "xpassed"]
     for r in xpassed:
-        lines.append(f"warning: {r.id} [{r.dtype}] is listed in xfails but passed; remove it from the xfails file")
+        lines.append(f"warning: {r.id}{_dtype_tag(r)} is listed in xfails but passed; remove it from the xfails file")
     if show_failures:
         for r in report.results:
             if r.bad:
@@ -275,14 +294,116 @@ def render_table(report: Report, show_failures: bool = True) -> str:
 
 
 def render_failure(r: Result, report: Report | None = None) -> str:
-    lines = [f"FAILED {r.id} [{r.dtype}]", f"  invariant: {r.statement}", f"  {r.message}"]
+    lines = [f"FAILED {r.id}{_dtype_tag(r)}", f"  invariant: {r.statement}", f"  {r.message}"]
     if r.inputs:
         lines.append("  shrunk input:")
         lines += [f"    {name} = {value}" for name, value in r.inputs.items()]
-    if report is not None:
+    if report is not None and report.subject == TOKENIZER:
+        lines.append(f"  rerun: tspec conformance --tokenizer {report.backend} -k {r.id} --seed {report.seed}")
+    elif report is not None:
         lines.append(f"  rerun: tspec conformance --backend {report.backend} --dtype {r.dtype} -k {r.id} --seed {report.seed}")
     if r.repro:
         lines.append("  repro:")
         repro = r.repro if len(r.repro) < 6000 else r.repro[:6000] + "\n... (full repro in the --report JSON)"
         lines += ["    " + line for line in repro.splitlines()]
     return "\n".join(lines)
+
+
+def _dtype_tag(r: Result) -> str:
+    return f" [{r.dtype}]" if r.dtype else ""  # tokenizer results have no dtype
+
+
+# ------------------------------------------------------------------ tokenizers
+
+# What a tokenizer must have before the tokenizer checks start (spec/tokenizer.py, "Interface").
+TOKENIZER_MEMBERS = ("encode", "decode", "stream_decoder", "vocab_size", "special_tokens", "bos_id", "eos_id", "unk_id", "pad_id")
+_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+def missing_tokenizer_members(tokenizer: Any) -> list[str]:
+    """The members of the tokenizer interface that ``tokenizer`` lacks."""
+    return [name for name in TOKENIZER_MEMBERS if not hasattr(tokenizer, name)]
+
+
+def is_tokenizer_target(text: str) -> bool:
+    """Whether ``text`` has the form ``module:attribute`` (rather than a folder)."""
+    return bool(_TARGET.match(text)) and not Path(text).exists()
+
+
+def load_tokenizer_target(target: str) -> Any:
+    """The tokenizer named by ``module:attribute``: a tokenizer object, or a class or
+    function that builds one when called with no arguments."""
+    if not is_tokenizer_target(target):
+        raise ValueError(f"tokenizer {target!r} is not of the form module:attribute")
+    module_name, _, attribute = target.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"tokenizer {target!r}: cannot import module {module_name!r} ({error})") from None
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise ValueError(f"tokenizer {target!r}: module {module_name!r} has no attribute {attribute!r}")
+        found = getattr(found, part)
+    if isinstance(found, type) or (callable(found) and not hasattr(found, "encode")):
+        found = found()
+    return found
+
+
+def tokenizer_repro_header(tokenizer_spec: str) -> str:
+    """Repro lines that bind the tokenizer ``tokenizer_spec`` names to ``be``."""
+    if is_tokenizer_target(tokenizer_spec):
+        return f"from conformance.runner import load_tokenizer_target\nbe = load_tokenizer_target({tokenizer_spec!r})"
+    # A folder: the application's loader reads it. The repro is text, so naming tspec here keeps the layering.
+    return f"from tspec.tokenizers import load_tokenizer\nbe = load_tokenizer({tokenizer_spec!r})"
+
+
+def run_tokenizer(
+    tokenizer: Any,
+    tokenizer_spec: str,
+    profile: str | None = None,
+    keyword: str | None = None,
+    xfails: set[str] | None = None,
+    seed: int | None = None,
+    progress: Any = None,
+    repro_header: str | None = None,
+) -> Report:
+    """Run every selected tokenizer check against ``tokenizer`` and return the report.
+
+    ``tokenizer`` is any object with the interface of ``spec/tokenizer.py``;
+    ``tokenizer_spec`` says where it came from (a folder, or ``module:attribute``):
+    the report names it and each repro loads it from there (``repro_header``
+    overrides those lines). Which checks apply depends on what the tokenizer
+    declares (``byte_level``, ``normalize``, ``save``/``load``); the others are skipped
+    with the reason.
+    """
+    profile = profile or default_profile()
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    missing = missing_tokenizer_members(tokenizer)
+    if missing:
+        raise NotImplementedError(
+            f"tokenizer {tokenizer_spec!r} ({type(tokenizer).__name__}) lacks {', '.join(missing)}; "
+            "implement the interface of spec/tokenizer.py before running the suite"
+        )
+    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+    checks = load_all_checks(TOKENIZER)
+    report = Report(backend=tokenizer_spec, backend_class=f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}",
+                    dtypes=(), profile=profile, seed=seed, subject=TOKENIZER)
+    xfails = set(xfails or ())
+    unknown_xfails = sorted(xfails - set(load_all_checks()))
+    if unknown_xfails:
+        message = f"xfails name ids that match no invariant: {', '.join(unknown_xfails)}"
+        report.warnings.append(message)
+        warnings.warn(message, stacklevel=2)
+    header = repro_header if repro_header is not None else tokenizer_repro_header(tokenizer_spec)
+    matches = keyword_matcher(keyword)
+    for check in checks.values():
+        if not matches(check.id):
+            continue
+        result = run_check(check, tokenizer, "", profile, seed, tokenizer_spec, header)
+        if check.id in xfails:
+            result.status = {"failed": "xfailed", "error": "xfailed", "passed": "xpassed"}.get(result.status, result.status)
+        report.results.append(result)
+        if progress:
+            progress(result)
+    return report

@@ -21,6 +21,7 @@ from . import (
     positional,
     sampling,
     softmax,
+    tokenizer,
 )
 from .component import Component, Invariant
 from .config import ModelConfig
@@ -28,7 +29,7 @@ from .errors import ConfigError, DTypeError, NotFiniteError, OutOfRangeError, Sh
 
 # In pipeline order: the order of the report rows and of the docs.
 SPEC_MODULES = (
-    softmax, activations, linear, normalization, embedding, positional, attention,
+    tokenizer, softmax, activations, linear, normalization, embedding, positional, attention,
     multihead_attention, feedforward, block, model, loss, sampling,
 )
 COMPONENTS: tuple[Component, ...] = tuple(m.COMPONENT for m in SPEC_MODULES)

@@ -51,6 +51,23 @@ Interface
 * ``train(...)``, ``save(directory)``, ``load(directory)``; and
   ``load_tokenizer(directory)``, which tells the kinds apart by their files
   (``tokenizer.json`` with ``"type": "word"``; ``vocab.json`` + ``merges.txt``).
+* ``byte_level`` (``bool``) declares the kind: ``True`` promises the lossless
+  round trip of every Unicode string (and an ``InvalidTextError`` for a lone
+  surrogate, which has no UTF-8 form); ``False`` or absent, it is not promised.
+* ``normalize(text) -> str`` — word-level tokenizers: the normal form that
+  ``decode(encode(text))`` gives when every token is known; ``lowercase``
+  (``bool``) says whether the normal form folds case.
+
+The conformance suite (``tspec conformance --tokenizer PATH``, or
+``conformance.runner.run_tokenizer``) checks any object with this interface,
+not only ours, and applies each invariant only where the tokenizer declares
+what it needs: ``tokenizer.roundtrip`` needs ``byte_level``;
+``tokenizer.word_level_roundtrip`` needs ``normalize``; ``tokenizer.save_load``
+and the file errors need ``save(directory)`` and ``type(tokenizer).load(directory)``;
+training twice (``tokenizer.deterministic``) needs the classmethod
+``train(texts)`` or ``train(texts, vocab_size=...)``; ``tokenizer.gpt2_compatible``
+needs ``byte_level``, a ``save`` that writes ``vocab.json`` + ``merges.txt``, and
+the ``tokenizers`` library as the oracle. Otherwise the check is skipped, with the reason.
 
 Special cases
 -------------

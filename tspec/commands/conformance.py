@@ -1,11 +1,12 @@
-"""``tspec conformance``: run the conformance suite against a backend and print the verdict table."""
+"""``tspec conformance``: run the conformance suite against a backend (or, with ``--tokenizer``, a tokenizer) and print the verdict table."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 NAME = "conformance"
-HELP = "run the conformance suite against a backend and print the verdict table"
+HELP = "run the conformance suite against a backend (or --tokenizer PATH) and print the verdict table"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,4 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from conformance.cli import run_from_args
 
-    return run_from_args(args)
+    from ..tokenizers import load_tokenizer
+
+    if args.tokenizer == "default":  # the shipped model's folder holds its tokenizer
+        try:
+            from ..checkpoint import default_checkpoint_path
+        except ImportError as error:
+            print(f"error: --tokenizer default needs tspec.checkpoint ({error}); pass a tokenizer folder instead", file=sys.stderr)
+            return 2
+        args.tokenizer = str(default_checkpoint_path())
+    return run_from_args(args, load_tokenizer=load_tokenizer)

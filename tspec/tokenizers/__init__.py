@@ -41,6 +41,7 @@ class Tokenizer(Protocol):
     """What the rest of the application may rely on, whichever kind it holds."""
 
     vocab_size: int  # ids lie in [0, vocab_size)
+    byte_level: bool  # True: decode(encode(s)) == s for every Unicode string s
 
     @property
     def bos_id(self) -> int | None: ...

@@ -249,6 +249,8 @@ class ByteLevelBPETokenizer:
     (a byte-level vocabulary never needs an unknown token).
     """
 
+    byte_level = True  # spec/tokenizer.py: every Unicode string round-trips exactly
+
     def __init__(
         self,
         vocab: Mapping[str, int],

@@ -129,6 +129,8 @@ class WordTokenizer:
     or one punctuation character), lowercase when ``lowercase`` is on.
     """
 
+    byte_level = False  # spec/tokenizer.py: the round trip holds for the normal form only (see normalize)
+
     def __init__(self, vocab: Sequence[str], *, lowercase: bool = True) -> None:
         if isinstance(vocab, (str, bytes)) or not isinstance(vocab, Sequence):
             raise ConfigError(f"WordTokenizer: vocab must be a list of tokens in id order, got {type(vocab).__name__}")
