@@ -1,0 +1,541 @@
+"""Training: the optimizer's math, the schedule, clipping, the loop (determinism, resume), masking, and bad input.
+
+The optimizer is checked three ways: against a float64 NumPy reference written
+element by element from the paper's equations, against ``torch.optim.AdamW``
+(with ``clip_grad_norm_``) over several scheduled steps, and its PyTorch
+in-place fast path and JAX-compiled step against the plain path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spec.config import ModelConfig
+from spec.errors import ConfigError, SpecError
+from spec.model import init_parameters
+from spec.tolerances import tolerance
+from tspec.data import Example
+from tspec.train.config import SMOKE, TrainConfig
+from tspec.train.data import IGNORE_INDEX, ExampleBatches, encode_example, format_prompt, pad_batch
+from tspec.train.optim import (
+    AdamWConfig,
+    adamw_update,
+    bias_corrections,
+    clip_by_global_norm,
+    clip_coefficient,
+    global_norm,
+    init_moments,
+    learning_rate_at,
+    optimizer_step,
+    torch_optimizer_step_inplace,
+)
+
+torch = pytest.importorskip("torch")
+
+from backends import load_backend  # noqa: E402
+from tspec.train.pipeline import start_finetuning, start_pretraining, train_tokenizer  # noqa: E402
+from tspec.train.steps import make_engine  # noqa: E402
+from tspec.train.trainer import STATE_FILE, TrainingDivergedError, TrainingError, Trainer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ModelConfig(vocab_size=48, context_length=16, d_model=16, n_heads=2, n_layers=1, d_ff=32)
+CORPUS_SPEC = {"kind": "corpus", "seed": 0, "documents": 120, "held_out_seed": 7, "held_out_documents": 10}
+
+
+def close(got, expected, dtype="float32", kind="primitive") -> bool:
+    tol = tolerance(dtype, kind)
+    return bool(np.all(np.abs(np.asarray(got, np.float64) - expected) <= tol.atol + tol.rtol * np.abs(expected)))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny models: one thread is fastest, and far faster than two on a busy shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def torch_backend():
+    return load_backend("torch")
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from tspec.train.pipeline import pretraining_documents
+
+    documents, _ = pretraining_documents(CORPUS_SPEC)
+    return train_tokenizer(documents, 300)
+
+
+def smoke_model(tokenizer) -> ModelConfig:
+    return replace(SMOKE.model, vocab_size=tokenizer.vocab_size)
+
+
+def small_train_config(**changes) -> TrainConfig:
+    base = TrainConfig.create(steps=12, batch_size=4, context_length=32, lr=1e-2, eval_batches=1, log_every=100)
+    return base.with_changes(**changes) if changes else base
+
+
+# ---------------------------------------------------------------------- the optimizer's math
+
+def reference_adamw(p, g, m, v, step, lr, b1, b2, eps, wd, decay):
+    """AdamW (Loshchilov & Hutter, Algorithm 2 as PyTorch implements it), one element at a time, float64."""
+    p, m, v = p.astype(np.float64).copy(), m.astype(np.float64).copy(), v.astype(np.float64).copy()
+    for i in np.ndindex(p.shape):
+        m[i] = b1 * m[i] + (1 - b1) * g[i]
+        v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
+        m_hat = m[i] / (1 - b1 ** step)
+        v_hat = v[i] / (1 - b2 ** step)
+        if decay:
+            p[i] -= lr * wd * p[i]
+        p[i] -= lr * m_hat / (math.sqrt(v_hat) + eps)
+    return p, m, v
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), step=st.integers(1, 50), lr=st.floats(1e-5, 1e-1), wd=st.sampled_from([0.0, 0.1, 0.5]))
+def test_adamw_update_matches_elementwise_reference(seed, step, lr, wd):
+    rng = np.random.default_rng(seed)
+    params = {"w": rng.standard_normal((3, 4)), "b": rng.standard_normal(4)}
+    grads = {n: rng.standard_normal(p.shape) for n, p in params.items()}
+    m = {n: rng.standard_normal(p.shape) * 0.1 for n, p in params.items()}
+    v = {n: rng.random(p.shape) * 0.1 for n, p in params.items()}
+    config = AdamWConfig(lr=1.0, weight_decay=wd, beta1=0.9, beta2=0.99, eps=1e-8, total_steps=100, warmup_steps=0)
+    bc1, bc2 = bias_corrections(step, config)
+    new_p, new_m, new_v = adamw_update(params, grads, m, v, lr=lr, bias_correction1=bc1, bias_correction2=bc2, config=config)
+    for name in params:
+        expected = reference_adamw(params[name], grads[name], m[name], v[name], step, lr, 0.9, 0.99, 1e-8, wd, params[name].ndim >= 2)
+        for got, want in zip((new_p[name], new_m[name], new_v[name]), expected):
+            assert close(got, want, "float64")
+
+
+def test_matches_torch_optim_adamw_with_clipping_and_schedule():
+    """Five scheduled, clipped steps agree with torch.optim.AdamW + clip_grad_norm_ (decay on matrices only)."""
+    rng = np.random.default_rng(0)
+    shapes = {"w": (5, 3), "e": (7, 5), "b": (3,), "g": (5,)}
+    params = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
+    config = AdamWConfig(lr=0.05, warmup_steps=2, total_steps=5, weight_decay=0.1, grad_clip=0.5, min_lr_ratio=0.1)
+    tensors = {n: torch.tensor(p, requires_grad=True) for n, p in params.items()}
+    groups = [{"params": [tensors[n] for n in shapes if len(shapes[n]) >= 2], "weight_decay": 0.1},
+              {"params": [tensors[n] for n in shapes if len(shapes[n]) < 2], "weight_decay": 0.0}]
+    reference = torch.optim.AdamW(groups, lr=0.05, betas=(config.beta1, config.beta2), eps=config.eps)
+    ours = {n: p.copy() for n, p in params.items()}
+    m, v = init_moments(ours)
+    for step in range(1, 6):
+        grads = {n: (rng.standard_normal(s) * 3).astype(np.float32) for n, s in shapes.items()}
+        for group in reference.param_groups:
+            group["lr"] = learning_rate_at(step, config)
+        for n, t in tensors.items():
+            t.grad = torch.tensor(grads[n])
+        torch.nn.utils.clip_grad_norm_(list(tensors.values()), config.grad_clip)
+        reference.step()
+        ours, m, v, _, _ = optimizer_step(ours, grads, m, v, step, config)
+    for n in shapes:
+        assert close(ours[n], tensors[n].detach().numpy().astype(np.float64), "float32", "composite"), n
+
+
+def test_torch_inplace_fast_path_equals_plain_path():
+    rng = np.random.default_rng(1)
+    config = AdamWConfig(lr=0.01, warmup_steps=1, total_steps=10, grad_clip=1.0)
+    params = {"w": rng.standard_normal((4, 6)).astype(np.float32), "b": rng.standard_normal(6).astype(np.float32)}
+    plain = {n: torch.tensor(p) for n, p in params.items()}
+    fast = {n: torch.tensor(p) for n, p in params.items()}
+    pm, pv = init_moments(plain)
+    fm, fv = init_moments(fast)
+    for step in range(1, 4):
+        grads = {n: torch.tensor(rng.standard_normal(p.shape).astype(np.float32) * 5) for n, p in params.items()}
+        plain, pm, pv, norm_plain, lr_plain = optimizer_step(plain, grads, pm, pv, step, config)
+        fast, fm, fv, norm_fast, lr_fast = torch_optimizer_step_inplace(fast, grads, fm, fv, step, config)
+        assert lr_plain == lr_fast
+        assert close(float(norm_fast), float(norm_plain))
+    for n in params:
+        for a, b in ((plain, fast), (pm, fm), (pv, fv)):
+            assert close(b[n].numpy(), a[n].numpy().astype(np.float64))
+
+
+# ---------------------------------------------------------------------- the schedule and clipping
+
+def test_schedule_warmup_cosine_and_floor():
+    config = AdamWConfig(lr=1.0, warmup_steps=10, total_steps=110, min_lr_ratio=0.1)
+    assert learning_rate_at(1, config) == pytest.approx(0.1)
+    assert learning_rate_at(5, config) == pytest.approx(0.5)
+    assert learning_rate_at(10, config) == pytest.approx(1.0)
+    assert learning_rate_at(60, config) == pytest.approx(0.1 + 0.9 * 0.5)  # half way through the cosine
+    assert learning_rate_at(110, config) == pytest.approx(0.1)
+    assert learning_rate_at(500, config) == pytest.approx(0.1)
+    rates = [learning_rate_at(s, config) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # never increases after warm-up
+    no_warmup = AdamWConfig(lr=2.0, warmup_steps=0, total_steps=4, min_lr_ratio=0.0)
+    assert learning_rate_at(1, no_warmup) == pytest.approx(2.0 * 0.5 * (1 + math.cos(math.pi / 4)))
+    with pytest.raises(ConfigError):
+        learning_rate_at(0, config)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(1e-3, 1e3), max_norm=st.floats(0.1, 10.0))
+def test_clipping_caps_the_global_norm_and_keeps_direction(seed, scale, max_norm):
+    rng = np.random.default_rng(seed)
+    grads = {"a": rng.standard_normal((3, 2)) * scale, "b": rng.standard_normal(5) * scale}
+    clipped, norm = clip_by_global_norm(grads, max_norm)
+    expected_norm = math.sqrt(sum(float((g ** 2).sum()) for g in grads.values()))
+    assert float(norm) == pytest.approx(expected_norm)
+    new_norm = float(global_norm(clipped))
+    if expected_norm <= max_norm:
+        assert all(np.allclose(clipped[n], grads[n]) for n in grads)  # untouched
+    else:
+        assert new_norm == pytest.approx(max_norm, rel=1e-5)
+    factor = float(clip_coefficient(norm, max_norm))
+    assert 0 < factor <= 1
+    assert all(np.allclose(clipped[n], grads[n] * factor) for n in grads)  # one factor for all: direction kept
+
+
+def test_optimizer_config_errors():
+    for kwargs, fragment in (({"lr": 0.0}, "learning rate"), ({"lr": -1e-3}, "learning rate"), ({"lr": float("nan")}, "learning rate"),
+                             ({"grad_clip": 0.0}, "gradient clip"), ({"warmup_steps": 20, "total_steps": 10}, "warm-up"),
+                             ({"beta1": 1.0}, "beta1")):
+        with pytest.raises(ConfigError, match=fragment):
+            AdamWConfig(**kwargs)
+    with pytest.raises(ConfigError, match="batch size"):
+        TrainConfig.create(batch_size=0)
+
+
+# ---------------------------------------------------------------------- engines
+
+def test_engines_agree_with_the_plain_path(torch_backend):
+    """The torch fast engine and the JAX jit-compiled step follow the plain path (same seed, same batches).
+
+    (The JAX backend's plain path is the same code as torch's plain path; only its compiled step is checked.)"""
+    params = init_parameters(TINY, 0)
+    optimizer = AdamWConfig(lr=1e-2, warmup_steps=1, total_steps=6)
+    rng = np.random.default_rng(0)
+    batches = [(rng.integers(0, 48, (2, 16)), rng.integers(0, 48, (2, 16))) for _ in range(3)]
+    runs = {}
+    engines = [("plain", torch_backend), ("torch", torch_backend)]
+    try:
+        engines.append(("jax", load_backend("jax")))
+    except SpecError:
+        pass
+    for kind, backend in engines:
+        engine = make_engine(kind, backend, TINY, optimizer, params)
+        losses = [engine.step(ids, targets, s + 1).loss for s, (ids, targets) in enumerate(batches)]
+        runs[(kind, backend.name)] = (losses, engine.params_numpy())
+    reference_losses, reference_params = runs[("plain", "torch")]
+    for key, (losses, final) in runs.items():
+        assert close(losses, np.asarray(reference_losses, np.float64), "float32", "composite"), key
+        for name in reference_params:
+            assert close(final[name], reference_params[name].astype(np.float64), "float32", "composite"), (key, name)
+
+
+def test_backend_without_autodiff_is_refused():
+    with pytest.raises(ConfigError, match="no automatic differentiation"):
+        make_engine("auto", load_backend("numpy"), TINY, AdamWConfig(), init_parameters(TINY, 0))
+
+
+# ---------------------------------------------------------------------- the loop
+
+def test_loss_decreases_on_a_tiny_model(torch_backend):
+    engine = make_engine("auto", torch_backend, TINY, AdamWConfig(lr=1e-2, warmup_steps=2, total_steps=40), init_parameters(TINY, 0))
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 48, (4, 16))
+    targets = np.roll(ids, -1, axis=1)  # a learnable mapping: predict the next id of a fixed batch
+    losses = [engine.step(ids, targets, s + 1).loss for s in range(40)]
+    assert losses[-1] < 0.5 * losses[0]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def test_same_seed_same_losses_other_seed_other_losses(torch_backend, tokenizer):
+    def losses(seed):
+        config = small_train_config(seed=seed)
+        trainer = start_pretraining(torch_backend, smoke_model(tokenizer), tokenizer, config, CORPUS_SPEC, progress=False)
+        return trainer.run().losses
+
+    first, second, other = losses(3), losses(3), losses(4)
+    assert first == second  # bit for bit
+    assert first != other
+    assert first[-1] < first[0]
+
+
+def test_resume_equals_uninterrupted_run(torch_backend, tokenizer, tmp_path):
+    config = small_train_config(checkpoint_every=5)
+    model = smoke_model(tokenizer)
+    whole = start_pretraining(torch_backend, model, tokenizer, config, CORPUS_SPEC, out_dir=tmp_path / "whole", progress=False).run()
+
+    stopper = start_pretraining(torch_backend, model, tokenizer, config, CORPUS_SPEC, out_dir=tmp_path / "cut", progress=False)
+    stopper.on_step = lambda trainer, result: trainer.request_stop() if trainer.step == 7 else None
+    cut = stopper.run()
+    assert cut.stopped == "interrupted" and cut.step == 7
+    state = json.loads((tmp_path / "cut" / STATE_FILE).read_text())
+    assert state["step"] == 7
+
+    from tspec.train.pipeline import resume
+
+    resumed = resume(torch_backend, tmp_path / "cut", progress=False).run()
+    assert resumed.stopped == "finished" and resumed.step == config.steps
+    assert resumed.losses == whole.losses  # the first 7 from the first session, the rest recomputed: identical
+    from tspec.checkpoint import load_checkpoint
+
+    a, b = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "cut")
+    assert all(np.array_equal(a.params[n], b.params[n]) for n in a.params)
+
+
+def test_finetune_resume_equals_uninterrupted_run(torch_backend, tokenizer, tmp_path):
+    """The fine-tuning data order (epochs over examples) is part of the saved state too."""
+    from tspec.checkpoint import load_checkpoint
+    from tspec.train.pipeline import resume
+
+    model = smoke_model(tokenizer)
+    base_dir = tmp_path / "base"
+    start_pretraining(torch_backend, model, tokenizer, small_train_config(steps=3), CORPUS_SPEC, out_dir=base_dir, progress=False).run()
+    base = load_checkpoint(base_dir)
+    spec = {"kind": "jsonl", "paths": [str(write_examples(tmp_path / "qa.jsonl", 7))], "eval_path": None}
+    config = TrainConfig.create(steps=8, batch_size=3, context_length=64, lr=5e-3, log_every=100)
+    whole = start_finetuning(torch_backend, base, config, spec, out_dir=tmp_path / "whole", progress=False).run()
+    stopper = start_finetuning(torch_backend, base, config, spec, out_dir=tmp_path / "cut", progress=False)
+    stopper.on_step = lambda trainer, result: trainer.request_stop() if trainer.step == 4 else None
+    assert stopper.run().step == 4
+    assert resume(torch_backend, tmp_path / "cut", progress=False).run().losses == whole.losses
+
+
+def write_examples(path: Path, count: int) -> Path:
+    from tspec.data import write_jsonl
+
+    write_jsonl(path, [Example(f"What is {i} plus one?", f"It is {i + 1}.", "qa") for i in range(count)])
+    return path
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(torch_backend, tokenizer, tmp_path):
+    config = small_train_config(checkpoint_every=3)
+    trainer = start_pretraining(torch_backend, smoke_model(tokenizer), tokenizer, config, CORPUS_SPEC, out_dir=tmp_path / "run", progress=False)
+    real_step = trainer.engine.step
+
+    def failing_step(ids, targets, step):
+        result = real_step(ids, targets, step)
+        return replace(result, loss=float("nan"), applied=False) if step == 5 else result
+
+    trainer.engine.step = failing_step
+    with pytest.raises(TrainingDivergedError, match=r"step 5 .*last good checkpoint \(step 3\)"):
+        trainer.run()
+    from tspec.checkpoint import load_checkpoint
+
+    kept = load_checkpoint(tmp_path / "run")
+    assert kept.metadata["step"] == 3
+    assert json.loads((tmp_path / "run" / STATE_FILE).read_text())["step"] == 3
+
+
+def test_a_new_run_never_overwrites_an_old_one(torch_backend, tokenizer, tmp_path):
+    model = smoke_model(tokenizer)
+    start_pretraining(torch_backend, model, tokenizer, small_train_config(steps=2), CORPUS_SPEC, out_dir=tmp_path, progress=False).run()
+    with pytest.raises(TrainingError, match="already holds a training run"):
+        start_pretraining(torch_backend, model, tokenizer, small_train_config(steps=2), CORPUS_SPEC, out_dir=tmp_path, progress=False)
+
+
+# ---------------------------------------------------------------------- answer-only loss
+
+def test_only_response_tokens_are_scored(tokenizer):
+    example = Example("What is the capital of Kenya?", "The capital of Kenya is Nairobi.", "qa")
+    encoded = encode_example(tokenizer, example, 64)
+    prompt_ids = tokenizer.encode(format_prompt(example.prompt))
+    scored = encoded.targets != IGNORE_INDEX
+    assert not scored[: len(prompt_ids) - 1].any()  # no prompt token is a target
+    assert scored[len(prompt_ids) - 1:].all()  # every response token (and the end-of-text) is
+    assert tokenizer.decode(encoded.targets[scored].tolist()) == " " + example.response + "<|endoftext|>"
+    following = encoded.ids[1:]  # the targets are the inputs shifted by one, wherever both exist
+    assert np.array_equal(encoded.targets[:-1][scored[:-1]], following[scored[:-1]])
+
+
+def test_masked_loss_is_the_mean_over_response_positions(torch_backend, tokenizer):
+    """The batch loss equals the mean -log p over scored positions only; the prompt's tokens change nothing."""
+    examples = [Example("Hi!", "Hello there.", "chat"), Example("Name a fruit.", "A mango.", "qa")]
+    encoded = [encode_example(tokenizer, e, 64) for e in examples]
+    ids, targets = pad_batch(encoded, tokenizer.eos_id, 64)
+    assert ids.shape[1] % 16 == 0 and (targets[:, -1] == IGNORE_INDEX).all()
+    model = smoke_model(tokenizer)
+    engine = make_engine("plain", torch_backend, model, AdamWConfig(), init_parameters(model, 0))
+    loss, count = engine.loss(ids, targets)
+    logits, _ = torch_backend.model_forward(engine.params, model, torch_backend.asarray(ids, "int64"))
+    log_probs = torch.log_softmax(logits.double(), -1).numpy()
+    keep = targets != IGNORE_INDEX
+    expected = -np.mean([log_probs[b, t, targets[b, t]] for b, t in zip(*np.nonzero(keep))])
+    assert count == keep.sum()
+    assert close(loss, expected, "float32", "composite")
+
+
+def test_example_batches_cover_each_epoch(tokenizer):
+    encoded = [encode_example(tokenizer, Example(str(i), "x" * (i + 1), "qa"), 64) for i in range(5)]
+    batches = ExampleBatches(encoded, tokenizer.eos_id, 64)
+    rng = np.random.default_rng(0)
+    seen = []
+    for _ in range(5):  # 5 batches of 2 = two epochs of 5 examples
+        ids, _ = batches.next_batch(rng, 2)
+        seen.extend(tokenizer.decode([t for t in row.tolist() if t != tokenizer.eos_id]) for row in ids)
+    prompts = [s.split("\n")[0] for s in seen]
+    assert sorted(prompts[:5]) == sorted(f"User: {i}" for i in range(5))
+
+
+# ---------------------------------------------------------------------- the CLI: bad input → one line, exit 2
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The command in a fresh interpreter, as a user runs it."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "tspec.cli", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    """The command in this process (``tspec.cli.main``): the same code path without the interpreter's start-up."""
+    import contextlib
+    import io
+
+    from tspec.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit:  # argparse's own errors
+            code = exit.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    """A smoke-preset pretraining run made by the CLI (also checks that the command works end to end)."""
+    out = tmp_path_factory.mktemp("cli") / "base"
+    code, stdout, stderr = cli("train", "--preset", "smoke", "--out", str(out), "--steps", "4", "--documents", "60", "--threads", "1")
+    assert code == 0, stderr
+    assert "pretrained: 4 steps" in stdout
+    return out
+
+
+def bad_input_cases(tmp: Path, base: Path) -> list[tuple[list[str], str]]:
+    empty = tmp / "empty.txt"
+    empty.write_text("   \n")
+    bad_utf8 = tmp / "latin1.txt"
+    bad_utf8.write_bytes("fine line\nsecond line caf\xe9\n".encode("latin-1"))
+    malformed = tmp / "bad.jsonl"
+    malformed.write_text('{"prompt": "a", "response": "b", "kind": "qa"}\n{"prompt": "a", "response": \n')
+    missing_field = tmp / "missing.jsonl"
+    missing_field.write_text('\n{"prompt": "a", "kind": "qa"}\n')
+    empty_jsonl = tmp / "empty.jsonl"
+    empty_jsonl.write_text("")
+    smoke = ["--preset", "smoke", "--documents", "40"]
+    out = str(tmp / "never")
+    return [
+        (["train", *smoke, "--out", out, "--text", str(empty)], "empty"),
+        (["train", *smoke, "--out", out, "--text", str(bad_utf8)], "line 2"),
+        (["train", *smoke, "--out", out, "--text", str(tmp / "nope.txt")], "no such file"),
+        (["train", *smoke, "--out", out, "--batch-size", "0"], "batch size"),
+        (["train", *smoke, "--out", out, "--context-length", "4096"], "exceeds the model's context"),
+        (["train", *smoke, "--out", out, "--lr", "0"], "learning rate"),
+        (["train", *smoke, "--out", out, "--lr", "-0.001"], "learning rate"),
+        (["train", *smoke, "--out", out, "--steps", "0"], "steps"),
+        (["train", *smoke, "--out", out, "--backend", "numpy"], "no automatic differentiation"),
+        (["train", *smoke, "--out", str(base)], "already holds a training run"),
+        (["train", "--resume", str(tmp / "nothing-here")], "trainer_state.json"),
+        (["train", "--resume", str(base), "--batch-size", "8"], "cannot change when resuming"),
+        (["train", "--resume", str(base)], "pass --steps"),
+        (["train", *smoke], "exactly one of --out"),
+        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--data", str(malformed)], "line 2"),
+        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--data", str(missing_field)], "line 2"),
+        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--data", str(empty_jsonl)], "empty"),
+        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--batch-size", "0"], "batch size"),
+        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--context-length", "65"], "exceeds the model's context"),
+        (["finetune", "--preset", "smoke", "--checkpoint", str(tmp / "nope"), "--out", out], "not a folder"),
+        (["finetune", "--preset", "smoke", "--out", out], "--checkpoint"),
+        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--backend", "numpy"], "no automatic differentiation"),
+        (["eval", "--checkpoint", str(base), "--ngram-orders", "x"], "ngram-orders"),
+        (["chat", "--checkpoint", str(base), "--max-new-tokens", "0", "hi"], "max-new-tokens"),
+    ]
+
+
+def test_bad_input_exits_2_with_one_line(base_run, tmp_path):
+    for args, fragment in bad_input_cases(tmp_path, base_run):
+        code, _, stderr = cli(*args)
+        assert code == 2, (args, stderr)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, stderr)
+        assert fragment in lines[0], (args, lines[0])
+    assert not (tmp_path / "never").exists()  # nothing was written by a refused run
+
+
+def test_bad_input_from_a_fresh_interpreter_has_no_traceback(base_run, tmp_path):
+    """A few of the cases above as a user runs them: ``python -m tspec.cli``, exit 2, one line, no traceback."""
+    cases = bad_input_cases(tmp_path, base_run)
+    chosen = [cases[0], cases[5], cases[8], cases[14]]  # empty text, lr 0, numpy backend, malformed JSONL line
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    processes = [subprocess.Popen([sys.executable, "-m", "tspec.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, cwd=ROOT, env=env) for args, _ in chosen]
+    for (args, fragment), process in zip(chosen, processes):
+        _, stderr = process.communicate(timeout=180)
+        assert process.returncode == 2, (args, stderr)
+        assert "Traceback" not in stderr, (args, stderr)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and fragment in lines[0], (args, stderr)
+
+
+def test_nan_from_the_cli_keeps_the_last_good_checkpoint(tmp_path):
+    """A learning rate of 1e30 blows the weights up: the run stops with exit 2 and the last finite checkpoint stays."""
+    out = tmp_path / "run"
+    code, _, stderr = cli("train", "--preset", "smoke", "--documents", "40", "--out", str(out), "--lr", "1e30", "--warmup", "0",
+                          "--steps", "6", "--checkpoint-every", "1", "--threads", "1", "--quiet")
+    assert code == 2, stderr
+    error = [line for line in stderr.splitlines() if line.strip()]
+    assert len(error) == 1 and "became" in error[0] and "last good checkpoint" in error[0], stderr
+    from tspec.checkpoint import load_checkpoint
+
+    kept = load_checkpoint(out)
+    assert 1 <= kept.metadata["step"] < 6
+    assert f"(step {kept.metadata['step']})" in error[0]
+
+
+def test_ctrl_c_saves_and_resume_finishes(tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([sys.executable, "-m", "tspec.cli", "train", "--preset", "smoke", "--documents", "60", "--out",
+                                str(out), "--steps", "100000", "--log-every", "1", "--threads", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    for line in process.stderr:  # wait until training has started
+        if line.startswith("step "):
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert f"--resume {out}" in stderr
+    state = json.loads((out / STATE_FILE).read_text())
+    assert state["step"] >= 1
+    code, _, stderr = cli("train", "--resume", str(out), "--steps", str(state["step"] + 3), "--threads", "1", "--quiet")
+    assert code == 0, stderr
+    assert json.loads((out / STATE_FILE).read_text())["step"] == state["step"] + 3
+
+
+def test_finetune_eval_and_chat_commands(base_run, tmp_path):
+    tuned = tmp_path / "tuned"
+    code, _, stderr = cli("finetune", "--preset", "smoke", "--checkpoint", str(base_run), "--out", str(tuned), "--steps", "3",
+                          "--threads", "1", "--quiet")
+    assert code == 0, stderr
+    report = tmp_path / "eval.json"
+    code, stdout, stderr = cli("eval", "--checkpoint", str(tuned), "--held-out-documents", "5", "--corpus-documents", "60",
+                               "--ngram-orders", "1,2", "--max-new-tokens", "3", "--json", str(report))
+    assert code == 0, stderr
+    results = json.loads(report.read_text())
+    assert results["stage"] == "finetuned"
+    assert math.isfinite(results["perplexity"]["word_perplexity"]) and [r["n"] for r in results["ngram"]] == [1, 2]
+    assert results["qa"]["summary"]["all"]["examples"] == len(results["qa"]["answers"]) > 0
+    assert "per-word ppl" in stdout
+    code, stdout, stderr = cli("chat", "--checkpoint", str(tuned), "--max-new-tokens", "3", "What is the capital of Kenya?")
+    assert code == 0, stderr
