@@ -210,13 +210,16 @@ def _sampling_cases():
                 logits = logits * 0.01  # flat: top-p needs more than the candidate window, falls back to the sort
             cases.append((logits.astype(np.float32), float(r.random()), [0.0, 0.5, 1.0, 2.0][i % 4],
                           [None, 1, 3, V + 5][(i // 4) % 4], [None, 0.3, 0.9, 1.0][(i // 2) % 4]))
+    huge = np.array([3e38, 2.9e38, -3e38, 3e38, 0.0, 1e38, 2.99e38], np.float32)  # logits / T would overflow
+    cases += [(huge, u, 0.01, None, None) for u in (0.1, 0.6, 0.99)] + [(huge * 1e-36, 0.7, 0.5, 2, 0.5)]
     return cases
 
 
 def test_sample_equals_numpy_reference():
     mismatches = []
     for logits, u, temperature, top_k, top_p in _sampling_cases():
-        expected = nb.sample(logits, u, temperature, top_k, top_p)
+        with np.errstate(over="ignore"):  # the reference's -3e38 - 3e38 = -inf is harmless (probability 0)
+            expected = nb.sample(logits, u, temperature, top_k, top_p)
         got = jb.sample(jb.asarray(logits), u, temperature, top_k, top_p)
         assert isinstance(got, int)
         if got != expected:
@@ -301,6 +304,10 @@ def test_no_recompilation_for_same_shapes_and_across_decode_steps():
     jb.model_forward(jparams, config, jb.asarray(ids[:, :3], "int64"))  # same prompt shape again
     _decode_incrementally(jb, jparams, config, ids)  # four more decoding steps, at new positions
     assert TRACE_COUNTS["model_forward"] == before, "a call with seen shapes compiled again"
+    for length in (5, 6, 8):  # padded to the bucket of L = 7 (8 positions): the same program
+        logits, cache = jb.model_forward(jparams, config, jb.asarray(np.resize(ids, (B, length)), "int64"))
+        assert logits.shape == (B, length, config.vocab_size) and cache.length == length
+    assert TRACE_COUNTS["model_forward"] == before, "prompt lengths in one power-of-two bucket compiled again"
     other = ModelConfig(**{**TINY, "d_ff": 24})  # the counter does move when something new is compiled
     jb.model_forward({k: jb.asarray(v) for k, v in init_parameters(other, 0).items()}, other, jb.asarray(ids[:, :3], "int64"))
     assert TRACE_COUNTS["model_forward"] == before + 1

@@ -16,7 +16,10 @@ How it differs from the NumPy reference, and why
   has the same shapes and runs one already-compiled function. The step's input
   buffers are *donated* (updated in place) when the cache passed in is the
   newest one made from its buffers; an older cache stays valid (see
-  :class:`StaticKVCache`).
+  :class:`StaticKVCache`). A decoding step is one call of one compiled
+  function; a prompt (or chunk) of a new length L compiles the model once more,
+  so L > 1 is padded at the end to a power of two (causal attention keeps the
+  padding from touching the real positions) and nearby lengths share a program.
 * **Half precision.** float16 / bfloat16 inputs are stored in their dtype but
   reductions (softmax, norms, the loss, the sampler's probabilities) are
   computed in float32 and rounded once at the end: closer to the float64
@@ -252,7 +255,8 @@ def _first_reaching(mass, threshold, count):
 
 
 def _sample_probabilities(logits, temperature):
-    z = logits.astype(_compute_dtype(logits.dtype)) / temperature
+    z = logits.astype(_compute_dtype(logits.dtype))
+    z = (z - jnp.max(z)) / temperature  # shift first: logits / T can overflow, shifted scores are <= 0 and cannot
     e = jnp.exp(z - jnp.max(z))
     return e / jnp.sum(e)  # (V,)
 
@@ -840,6 +844,13 @@ class JaxBackend(Backend):
         start = np.int32(cache.length)
         storage = cache._storage
         traced = any(_is_tracer(p) for p in params.values())
+        padded = L if traced or not self.jit else _bucket_length(L, cache.length, config.context_length)
+        if padded != L:
+            # Every new L compiles the whole model again (seconds for GPT-2), so prompts and
+            # chunks are padded at the END to a power of two: causal attention keeps the
+            # padding from touching the real positions, and its keys land in slots past the
+            # new length, which stay masked until later tokens overwrite them.
+            ids = jax.device_put(np.pad(np.asarray(ids), ((0, 0), (0, padded - L))), self._device)  # (B, padded)
         if storage is None:
             logits, keys, values = self._fn["model_forward"](params, ids, None, None, start, tables, config=config, fresh=True)
             storage = _CacheStorage(keys, values)
@@ -853,6 +864,8 @@ class JaxBackend(Backend):
             logits, storage.keys, storage.values = self._fn["model_forward"](
                 params, ids, storage.keys, storage.values, start, tables, config=config, fresh=False)
             storage.epoch += 1
+        if padded != L:
+            logits = logits[:, :L]  # (B, L, V)
         return logits, StaticKVCache(config, B, cache.length + L, storage, storage.epoch)
 
     # ---------------------------------------------------------------- autodiff
@@ -878,6 +891,12 @@ class JaxBackend(Backend):
                 raise
 
         return value_and_gradient
+
+
+def _bucket_length(length: int, start: int, context_length: int) -> int:
+    """``length`` rounded up to a power of two when the padded chunk still fits the context, else ``length``."""
+    padded = 1 << (length - 1).bit_length()
+    return padded if start + padded <= context_length else length
 
 
 def _copy_buffers(storage: _CacheStorage) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
