@@ -335,10 +335,7 @@ class Backend:
                             past: tuple[Any, Any] | None = None, positions: Any = None) -> tuple[Any, tuple[Any, Any]]:
         """Causal multi-head self-attention → (out (B, L, D), (keys, values) (B, H, S, Dh)). See :mod:`spec.multihead_attention`."""
         self._check_stream("multihead_attention", x, config)
-        start = 0 if past is None else past[0].shape[2]
-        if positions is None:
-            positions = self._asarray(np.arange(start, start + x.shape[1]), "int64")
-        return self._multihead_attention(params, config, x, prefix, past, positions)
+        return self._multihead_attention(params, config, x, prefix, past, self._positions_after(past, x, positions))
 
     def feed_forward(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str = "blocks.0.mlp.") -> Any:
         """Position-wise FFN → (B, L, D). See :mod:`spec.feedforward`."""
@@ -349,10 +346,14 @@ class Backend:
               past: tuple[Any, Any] | None = None, positions: Any = None) -> tuple[Any, tuple[Any, Any]]:
         """Pre-norm residual block → (out (B, L, D), (keys, values)). See :mod:`spec.block`."""
         self._check_stream("block", x, config)
+        return self._block(params, config, x, prefix, past, self._positions_after(past, x, positions))
+
+    def _positions_after(self, past: tuple[Any, Any] | None, x: Any, positions: Any) -> Any:
+        """The given positions, or S_past .. S_past + L - 1 continuing after the cached keys."""
+        if positions is not None:
+            return positions
         start = 0 if past is None else past[0].shape[2]
-        if positions is None:
-            positions = self._asarray(np.arange(start, start + x.shape[1]), "int64")
-        return self._block(params, config, x, prefix, past, positions)
+        return self._asarray(np.arange(start, start + x.shape[1]), "int64")
 
     def init_cache(self, config: ModelConfig, batch_size: int = 1) -> KVCache:
         """An empty KV cache for ``config`` (batch size is fixed by the first call)."""

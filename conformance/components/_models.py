@@ -50,3 +50,31 @@ def draw_split(case: Case, length: int) -> list[int]:
 def magnitude(expected: np.ndarray) -> np.ndarray:
     """Per-row scale for composite comparisons: the row's largest |value|, at least 1."""
     return np.broadcast_to(np.maximum(np.abs(expected).max(axis=-1, keepdims=True), 1.0), expected.shape)
+
+
+def check_causal(case: Case, method: str, prefix: str) -> None:
+    """Outputs of a stream composite at positions 0..i do not change when inputs after i change."""
+    config, _, native = draw_model(case, max_layers=1)
+    x = draw_stream(case, config)
+    L = x.shape[1]
+    if L == 1:
+        return  # nothing comes after the only position
+    i = case.draw(st.integers(0, L - 2), "position")
+    x2 = x.copy()
+    x2[:, i + 1:] = np.random.default_rng(case.draw(st.integers(0, 2**16), "change_seed")).standard_normal(x2[:, i + 1:].shape) * 3
+    a = case.numpy(case.call(method, native, config, case.array("x", x), prefix=prefix)[0])[:, : i + 1]
+    b = case.numpy(case.call(method, native, config, case.array("x_changed", x2), prefix=prefix)[0])[:, : i + 1]
+    case.assert_close(b, a, f"{method} outputs 0..{i} after changing positions {i + 1}..", kind="composite", magnitude=magnitude(a))
+
+
+def check_cached_equals_full(case: Case, method: str, prefix: str) -> None:
+    """Feeding a stream composite in chunks through its KV cache equals one full call."""
+    config, _, native = draw_model(case, max_layers=1)
+    x = draw_stream(case, config)
+    full = case.numpy(case.call(method, native, config, case.array("x", x), prefix=prefix)[0])
+    past, start, pieces = None, 0, []
+    for size in draw_split(case, x.shape[1]):
+        out, past = case.call(method, native, config, case.array(f"x_{start}", x[:, start:start + size]), prefix=prefix, past=past)
+        pieces.append(case.numpy(out))
+        start += size
+    case.assert_close(np.concatenate(pieces, axis=1), full, f"{method} in chunks with the KV cache vs one call", kind="composite", magnitude=magnitude(full))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
 
 from spec.config import ModelConfig
 from spec.errors import ConfigError, ShapeError
@@ -11,7 +10,7 @@ from spec.errors import ConfigError, ShapeError
 from .. import reference as ref
 from ..case import Case
 from ..registry import ANY, check
-from ._models import draw_model, draw_split, draw_stream, magnitude
+from ._models import check_cached_equals_full, check_causal, draw_model, draw_stream, magnitude
 
 PREFIX = "blocks.0.attn."
 
@@ -27,33 +26,12 @@ def matches_reference(case: Case) -> None:
 
 @check("multihead_attention.causal", examples_factor=0.5)
 def causal(case: Case) -> None:
-    config, _, native = draw_model(case, max_layers=1)
-    x = draw_stream(case, config)
-    L = x.shape[1]
-    if L == 1:
-        return  # nothing comes after the only position
-    i = case.draw(st.integers(0, L - 2), "position")
-    x2 = x.copy()
-    x2[:, i + 1:] = np.random.default_rng(case.draw(st.integers(0, 2**16), "change_seed")).standard_normal(x2[:, i + 1:].shape) * 3
-    out1, _ = case.call("multihead_attention", native, config, case.array("x", x), prefix=PREFIX)
-    out2, _ = case.call("multihead_attention", native, config, case.array("x_changed", x2), prefix=PREFIX)
-    a, b = case.numpy(out1)[:, : i + 1], case.numpy(out2)[:, : i + 1]
-    case.assert_close(b, a, f"multihead_attention outputs 0..{i} after changing positions {i + 1}..", kind="composite", magnitude=magnitude(a))
+    check_causal(case, "multihead_attention", PREFIX)
 
 
 @check("multihead_attention.cached_equals_full", examples_factor=0.5)
 def cached_equals_full(case: Case) -> None:
-    config, _, native = draw_model(case, max_layers=1)
-    x = draw_stream(case, config)
-    full, _ = case.call("multihead_attention", native, config, case.array("x", x), prefix=PREFIX)
-    full = case.numpy(full)
-    past, start, pieces = None, 0, []
-    for size in draw_split(case, x.shape[1]):
-        out, past = case.call("multihead_attention", native, config, case.array(f"x_{start}", x[:, start:start + size]), prefix=PREFIX, past=past)
-        pieces.append(case.numpy(out))
-        start += size
-    chunked = np.concatenate(pieces, axis=1)
-    case.assert_close(chunked, full, "multihead_attention in chunks with the KV cache vs one call", kind="composite", magnitude=magnitude(full))
+    check_cached_equals_full(case, "multihead_attention", PREFIX)
 
 
 @check("multihead_attention.errors", dtypes=ANY)
