@@ -1,0 +1,192 @@
+"""Generation speed per backend, against Hugging Face ``transformers`` on the same weights, in one run.
+
+For each model — the shipped default model, and a GPT-2-small-sized model
+(``ModelConfig.gpt2()``, weights from ``init_parameters``) — and each backend:
+batch 1, greedy, KV cache, a fixed random prompt, the same number of new
+tokens, no stopping at end-of-text. The same weights are loaded into
+``transformers.GPT2LMHeadModel`` (through :func:`tspec.hf.gpt2_model_from_params`)
+and timed with ``model.generate(do_sample=False, use_cache=True)``.
+
+Reported per implementation: prefill seconds (our time to first token),
+decode tokens/s (ours: tokens after the first per second), end-to-end new
+tokens/s (new tokens / total time; the only figure HF's ``generate`` gives), and
+the ratio ours / HF end-to-end. Whether our greedy tokens equal HF's is
+reported too (random GPT-2 weights give near-ties, so a late divergence is
+rounding, not a bug). Every figure is the median of ``--repeats`` runs after one
+warm-up run (which also compiles JAX). Times are never asserted.
+
+    python -m benchmarks.bench_generate --new-tokens 32 --repeats 3 [--models default,gpt2] [--threads N] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _thread_limit_from_argv(argv: list[str]) -> int | None:
+    """``--threads N`` must act before NumPy, torch and JAX start their thread pools, so it is read here."""
+    for index, argument in enumerate(argv):
+        if argument == "--threads" and index + 1 < len(argv):
+            return int(argv[index + 1])
+        if argument.startswith("--threads="):
+            return int(argument.split("=", 1)[1])
+    return None
+
+
+THREADS = _thread_limit_from_argv(sys.argv[1:])
+if THREADS is not None:
+    # On a shared, busy machine a BLAS or torch thread pool waiting for its own threads can be
+    # ten times slower than one thread (measured here: GPT-2-small decode 0.6 s/token vs 75 ms).
+    for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[variable] = str(THREADS)
+    if THREADS == 1:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from backends import available_backends, load_backend  # noqa: E402
+from benchmarks._common import RESULTS, write_results  # noqa: E402
+from spec.config import ModelConfig  # noqa: E402
+from spec.model import init_parameters  # noqa: E402
+from tspec.checkpoint import load_default_checkpoint  # noqa: E402
+from tspec.generate import generate_tokens, native_params  # noqa: E402
+
+
+def models(names: list[str]) -> list[tuple[str, ModelConfig, dict[str, np.ndarray]]]:
+    out = []
+    for name in names:
+        if name == "default":
+            checkpoint = load_default_checkpoint()
+            out.append(("default", checkpoint.config, dict(checkpoint.params)))
+        elif name == "gpt2":
+            config = ModelConfig.gpt2()
+            out.append(("gpt2-small (random)", config, init_parameters(config, seed=0)))
+        else:
+            raise SystemExit(f"unknown model {name!r}; expected default or gpt2")
+    return out
+
+
+def time_ours(backend_name: str, config: ModelConfig, params: dict[str, np.ndarray], prompt: list[int], new_tokens: int, repeats: int) -> dict[str, Any]:
+    backend = load_backend(backend_name)
+    native = native_params(backend, params, "float32")
+
+    def once():
+        return generate_tokens(backend, config, native, prompt, max_new_tokens=new_tokens, temperature=0.0, eos_id=None)
+
+    warm_start = time.perf_counter()
+    first = once()  # warm-up (and JAX compilation of the prefill and decode shapes)
+    warm_up = time.perf_counter() - warm_start
+    runs = [once() for _ in range(repeats)]
+    return {
+        "implementation": f"ours ({backend_name})",
+        "prefill_s": statistics.median(r.prefill_seconds for r in runs),
+        "decode_tokens_per_s": statistics.median((len(r.token_ids) - 1) / r.decode_seconds for r in runs),
+        "end_to_end_tokens_per_s": statistics.median(len(r.token_ids) / (r.prefill_seconds + r.decode_seconds) for r in runs),
+        "warm_up_s": warm_up,
+        "tokens": list(first.token_ids),
+    }
+
+
+def time_hf(config: ModelConfig, params: dict[str, np.ndarray], prompt: list[int], new_tokens: int, repeats: int) -> dict[str, Any]:
+    import torch
+
+    from tspec.hf import gpt2_model_from_params
+
+    model = gpt2_model_from_params(params, config)
+    model.generation_config.eos_token_id = None  # generate exactly new_tokens, like ours with eos_id=None
+    model.generation_config.pad_token_id = 0
+    ids = torch.tensor([prompt])
+
+    def once() -> tuple[float, list[int]]:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False, use_cache=True, num_beams=1)
+        elapsed = time.perf_counter() - start
+        return elapsed, out[0, len(prompt):].tolist()
+
+    warm_start = time.perf_counter()
+    _, tokens = once()
+    warm_up = time.perf_counter() - warm_start
+    seconds = statistics.median(once()[0] for _ in range(repeats))
+    if len(tokens) != new_tokens:
+        raise RuntimeError(f"transformers generated {len(tokens)} tokens, expected {new_tokens}")
+    return {
+        "implementation": "HF transformers",
+        "prefill_s": None,
+        "decode_tokens_per_s": None,
+        "end_to_end_tokens_per_s": new_tokens / seconds,
+        "warm_up_s": warm_up,
+        "tokens": tokens,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="default,gpt2", help="comma-separated: default, gpt2")
+    parser.add_argument("--backends", default=",".join(b for b in ("numpy", "torch", "jax") if b in available_backends()))
+    parser.add_argument("--prompt-tokens", type=int, default=16)
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit BLAS, torch and XLA thread pools to N threads (set before they start; default: their own)")
+    parser.add_argument("--no-hf", action="store_true", help="skip transformers")
+    parser.add_argument("--out", default=str(RESULTS / "generate.json"))
+    args = parser.parse_args(argv)
+
+    torch_threads = None
+    if "torch" in args.backends.split(",") or not args.no_hf:
+        import torch
+
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)  # ours (torch) and HF alike
+        torch_threads = torch.get_num_threads()
+    backends = [b for b in args.backends.split(",") if b]
+    rows: list[dict[str, Any]] = []
+    load_before = os.getloadavg()
+    for label, config, params in models([m for m in args.models.split(",") if m]):
+        rng = np.random.default_rng(0)
+        prompt = [int(i) for i in rng.integers(0, config.vocab_size, size=args.prompt_tokens)]
+        print(f"\n{label}: {sum(p.size for p in params.values()):,} parameters, prompt {len(prompt)} tokens, "
+              f"{args.new_tokens} new tokens, median of {args.repeats}", flush=True)
+        results = []
+        hf = None
+        if not args.no_hf:
+            hf = time_hf(config, params, prompt, args.new_tokens, args.repeats)
+        for backend_name in backends:
+            results.append(time_ours(backend_name, config, params, prompt, args.new_tokens, args.repeats))
+        if hf is not None:
+            results.append(hf)
+        print(f"{'implementation':<18} {'prefill ms':>10} {'decode tok/s':>13} {'end-to-end tok/s':>17} {'ours/HF':>8} {'= HF tokens':>12}")
+        for result in results:
+            result["model"] = label
+            if hf is not None:
+                result["ratio_vs_hf"] = result["end_to_end_tokens_per_s"] / hf["end_to_end_tokens_per_s"]
+                agree = next((i for i, (a, b) in enumerate(zip(result["tokens"], hf["tokens"])) if a != b), len(hf["tokens"]))
+                result["tokens_agreeing_with_hf"] = agree
+            prefill = "" if result["prefill_s"] is None else f"{result['prefill_s'] * 1000:.1f}"
+            decode = "" if result["decode_tokens_per_s"] is None else f"{result['decode_tokens_per_s']:.1f}"
+            ratio = f"{result['ratio_vs_hf']:.2f}" if "ratio_vs_hf" in result else ""
+            agreeing = f"{result['tokens_agreeing_with_hf']}/{args.new_tokens}" if "tokens_agreeing_with_hf" in result else ""
+            print(f"{result['implementation']:<18} {prefill:>10} {decode:>13} {result['end_to_end_tokens_per_s']:>17.1f} {ratio:>8} {agreeing:>12}", flush=True)
+            del result["tokens"]
+            rows.append(result)
+    settings = {"prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "repeats": args.repeats,
+                "greedy": True, "batch_size": 1, "kv_cache": True, "dtype": "float32", "threads": args.threads, "torch_threads": torch_threads,
+                "load_average_before": load_before, "load_average_after": os.getloadavg()}
+    path = write_results("generate", {"settings": settings, "results": rows}, args.out)
+    print(f"\nwrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
