@@ -420,10 +420,13 @@ X64_SCRIPT = textwrap.dedent(
 )
 
 
-def test_float64_and_value_and_grad_against_central_differences_in_x64_subprocess():
-    environment = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu"}
+def test_float64_and_value_and_grad_against_central_differences_in_x64_subprocess(tmp_path):
+    """Also checks that TSPEC_JAX_CACHE_DIR turns on the persistent compilation cache."""
+    cache_dir = tmp_path / "jax-cache"
+    environment = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "TSPEC_JAX_CACHE_DIR": str(cache_dir)}
     done = subprocess.run([sys.executable, "-c", X64_SCRIPT], cwd=REPO, env=environment, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert cache_dir.is_dir() and any(cache_dir.iterdir()), "TSPEC_JAX_CACHE_DIR set, but no compiled program was written there"
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert "float64" in result["dtypes"] and result["logits_dtype"] == "float64"
     tol = tolerance("float64", "composite")
