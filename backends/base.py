@@ -383,14 +383,15 @@ class Backend:
         if not isinstance(params, dict):
             raise ConfigError(f"params is a {type(params).__name__}, expected a dict from parameter name to array")
         # Decoding calls this once per token with the same arrays: remember the last set that passed.
-        signature = (config, tuple(map(id, params.values())), tuple(params))
-        if signature == getattr(self, "_checked_params", None):
+        # The arrays themselves are kept (not their ids, which a freed array's successor may reuse).
+        last = getattr(self, "_checked_params", None)
+        if last is not None and last[0] == config and last[1] == tuple(params) and all(a is b for a, b in zip(last[2], params.values())):
             return
         check_parameters(config, {name: tuple(p.shape) for name, p in params.items()})
         dtypes = {name: self._float("model_forward", f"params[{name!r}]", p) for name, p in params.items()}
         if len(set(dtypes.values())) > 1:
             raise DTypeError(f"parameters mix dtypes {sorted(set(dtypes.values()))}; expected one float dtype for all (convert with asarray)")
-        self._checked_params = signature
+        self._checked_params = (config, tuple(params), tuple(params.values()))
 
     def _check_stream(self, fn: str, x: Any, config: ModelConfig) -> None:
         self._float(fn, "x", x)

@@ -129,8 +129,9 @@ class NumpyBackend(Backend):
     def _sample(self, logits, u, temperature, top_k, top_p):
         if temperature == 0:
             return int(np.argmax(logits))  # the first maximum: lowest index on ties
-        z = logits - logits.max()  # scaling by 1/T can overflow; shifted scores are <= 0 and cannot
-        p = self._softmax(z / np.asarray(temperature, logits.dtype), -1)
+        with np.errstate(over="ignore"):  # scores spanning ±3e38 may shift to -inf: probability 0, as it should be
+            z = logits - logits.max()  # scaling by 1/T can overflow; shifted scores are <= 0 and cannot
+            p = self._softmax(z / np.asarray(temperature, logits.dtype), -1)
         order = np.argsort(-p, kind="stable")  # most probable first, ties by lower index
         if top_k is not None:
             order = order[:top_k]
