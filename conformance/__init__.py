@@ -5,6 +5,13 @@
 >>> print(render_table(report))                                  # doctest: +SKIP
 """
 
-from .runner import Report, Result, render_table, run
+__all__ = ["Report", "Result", "render_table", "run", "run_tokenizer"]
 
-__all__ = ["Report", "Result", "render_table", "run"]
+
+def __getattr__(name: str):
+    # Imported on first use: the runner brings in Hypothesis, which a plain `import conformance.cli` should not pay for.
+    if name in __all__:
+        from . import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'conformance' has no attribute {name!r}")

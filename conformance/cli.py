@@ -11,8 +11,10 @@ from typing import Any, Callable
 
 from spec.errors import SpecError
 
-from .runner import (PROFILES, default_profile, is_tokenizer_target, load_tokenizer_target, parse_xfails, render_table, run,
-                     run_tokenizer)
+from .profiles import PROFILES, default_profile
+
+# The runner (and Hypothesis with it) is imported inside the functions that run the suite,
+# so that building the `tspec` argument parser stays cheap for every other command.
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +39,8 @@ def run_from_args(args: argparse.Namespace, out=sys.stdout, load_tokenizer: Call
     ``load_tokenizer`` reads a tokenizer folder for ``--tokenizer PATH`` (``tspec conformance``
     passes the application's loader; ``module:attribute`` needs none).
     """
+    from .runner import parse_xfails, render_table, run
+
     if getattr(args, "tokenizer", None) is not None:
         return _run_tokenizer_from_args(args, out, load_tokenizer)
     from backends import available_backends, load_backend
@@ -76,6 +80,8 @@ def run_from_args(args: argparse.Namespace, out=sys.stdout, load_tokenizer: Call
 
 
 def _read_xfails(args: argparse.Namespace) -> set[str] | None:
+    from .runner import parse_xfails
+
     if not args.xfails:
         return set()
     try:
@@ -86,6 +92,8 @@ def _read_xfails(args: argparse.Namespace) -> set[str] | None:
 
 
 def _run_tokenizer_from_args(args: argparse.Namespace, out: Any, load_tokenizer: Callable[[str], Any] | None) -> int:
+    from .runner import is_tokenizer_target, load_tokenizer_target, render_table, run_tokenizer
+
     if args.backend is not None:
         print("error: --backend and --tokenizer exclude each other: the tokenizer checks run on the host, the same for "
               "every backend; run them separately", file=sys.stderr)

@@ -29,20 +29,12 @@ from hypothesis.errors import Flaky
 import spec
 from backends import Backend, load_backend, missing_kernels
 
+from .profiles import PROFILE_ENV, PROFILES, default_profile  # noqa: F401  (re-exported)
 from .case import Case, Comparison, InvariantViolation
 from .registry import ANY, BACKEND, TOKENIZER, Check, load_all_checks
 
 # Examples per check. dev: a quick look (the whole suite well under two minutes on
 # two cores); ci: what CI runs; thorough: before a release.
-PROFILES = {"dev": 12, "ci": 60, "thorough": 400}
-PROFILE_ENV = "TSPEC_PROFILE"
-
-
-def default_profile() -> str:
-    profile = os.environ.get(PROFILE_ENV, "dev")
-    if profile not in PROFILES:
-        raise ValueError(f"{PROFILE_ENV}={profile!r} is not a profile; expected one of {', '.join(PROFILES)}")
-    return profile
 
 
 class SkipCheck(Exception):

@@ -17,7 +17,10 @@ Math
    the total at or below ``u``, return the last index with $\tilde p_i > 0$.
 
 Over ``u`` uniform on ``[0, 1)`` token $i$ comes out with probability exactly
-$\tilde p_i$: the inverse-CDF method.
+$\tilde p_i$: the inverse-CDF method. Backends compute steps 2–5 in float64
+(the logits are one row of ``V`` numbers, cheap to widen): a float32 running sum
+over a 50k-token vocabulary drifts across token boundaries, and the same seed
+must give the same token on every backend.
 
 Shapes
 ------

@@ -129,6 +129,9 @@ class NumpyBackend(Backend):
     def _sample(self, logits, u, temperature, top_k, top_p):
         if temperature == 0:
             return int(np.argmax(logits))  # the first maximum: lowest index on ties
+        # The cut and the inverse CDF are decided in float64, so every backend that does the same picks the same
+        # token for the same u (a float32 running sum over 50k tokens drifts across token boundaries).
+        logits = logits.astype(np.float64)
         with np.errstate(over="ignore"):  # scores spanning ±3e38 may shift to -inf: probability 0, as it should be
             z = logits - logits.max()  # scaling by 1/T can overflow; shifted scores are <= 0 and cannot
             p = self._softmax(z / np.asarray(temperature, logits.dtype), -1)
