@@ -315,3 +315,72 @@ class TemperatureIgnored(Mutant):
 MUTANTS: tuple[type[Mutant], ...] = tuple(
     cls for cls in list(globals().values()) if isinstance(cls, type) and issubclass(cls, Mutant) and cls is not Mutant
 )
+
+
+# ---------------------------------------------------------------------- gradient mutants
+# A gradient bug needs a backend that differentiates, so these are the PyTorch backend with one bug each
+# (and exist only where torch is installed). Their forward values are right: only the gradient checks,
+# which run in float64 (``suite_dtypes``), can catch them.
+
+try:
+    from backends.torch import TorchBackend as _TorchBackend
+except ImportError:  # torch is an optional dependency
+    _TorchBackend = None
+
+GRADIENT_MUTANTS: tuple[type, ...] = ()
+
+if _TorchBackend is not None:
+    import torch as _torch
+
+    class GradientMutant(_TorchBackend):
+        breaks: str = ""  # the invariant id the bug must be caught by
+        suite_dtypes: tuple[str, ...] = ("float64",)  # gradients are checked against finite differences in float64
+
+    class GradientsScaledByHalf(GradientMutant):
+        """value_and_grad returns half of every gradient (a stray 0.5, e.g. from averaging over two devices)."""
+
+        breaks = "gradients.primitives_match_finite_differences"
+
+        def value_and_grad(self, fn):
+            inner = super().value_and_grad(fn)
+
+            def halved(params, *args, **kwargs):
+                value, grads = inner(params, *args, **kwargs)
+                return value, {name: 0.5 * g for name, g in grads.items()}
+
+            return halved
+
+    class LayerNormStatisticsDetached(GradientMutant):
+        """Computes layer norm's mean and variance from x.detach(): the values are right, the gradient through the statistics is lost."""
+
+        breaks = "gradients.primitives_match_finite_differences"
+
+        def _layer_norm(self, x, w, b, eps):
+            frozen = x.detach()
+            mean = frozen.mean(dim=-1, keepdim=True)
+            var = frozen.var(dim=-1, unbiased=False, keepdim=True)
+            y = (x - mean) / _torch.sqrt(var + eps) * w
+            return y if b is None else y + b
+
+    class BlockResidualDetached(GradientMutant):
+        """Adds the attention output to x.detach(): the block's value is right, but no gradient flows along the residual path."""
+
+        breaks = "gradients.composites_match_finite_differences"
+
+        def _block(self, params, config, x, prefix, past, positions):
+            attn_out, kv = self._multihead_attention(params, config, self._norm(params, config, x, prefix + "ln1."), prefix + "attn.", past, positions)
+            h = x.detach() + attn_out
+            return h + self._feed_forward(params, config, self._norm(params, config, h, prefix + "ln2."), prefix + "mlp."), kv
+
+    class CrossEntropyMeanOfNothing(GradientMutant):
+        """Uses F.cross_entropy(reduction="mean"): when every target is ignored, the loss and its gradient are NaN, not 0."""
+
+        breaks = "gradients.loss_gradient_ignores_ignored_targets"
+
+        def _cross_entropy(self, logits, targets, ignore_index):
+            flat_logits = logits.reshape(-1, logits.shape[-1])  # (N, V)
+            return _torch.nn.functional.cross_entropy(flat_logits, targets.reshape(-1).long(), ignore_index=ignore_index)
+
+    GRADIENT_MUTANTS = (GradientsScaledByHalf, LayerNormStatisticsDetached, BlockResidualDetached, CrossEntropyMeanOfNothing)
+
+MUTANTS = MUTANTS + GRADIENT_MUTANTS

@@ -13,6 +13,7 @@ from . import (
     block,
     embedding,
     feedforward,
+    gradients,
     linear,
     loss,
     model,
@@ -30,7 +31,7 @@ from .errors import ConfigError, DTypeError, NotFiniteError, OutOfRangeError, Sh
 # In pipeline order: the order of the report rows and of the docs.
 SPEC_MODULES = (
     tokenizer, softmax, activations, linear, normalization, embedding, positional, attention,
-    multihead_attention, feedforward, block, model, loss, sampling,
+    multihead_attention, feedforward, block, model, loss, sampling, gradients,
 )
 COMPONENTS: tuple[Component, ...] = tuple(m.COMPONENT for m in SPEC_MODULES)
 

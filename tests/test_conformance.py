@@ -39,7 +39,9 @@ def test_numpy_backend_passes_every_invariant(dtypes):
     report = run("numpy", dtypes=dtypes, profile="dev", seed=seed)
     print(f"conformance seed {seed}")
     assert report.ok, render_table(report)
-    assert {r.status for r in report.results} == {"passed"}
+    assert {r.status for r in report.results if r.component != "gradients"} == {"passed"}
+    # NumPy does not differentiate: its gradient checks are skipped, and the report says why.
+    assert all(r.status == "skipped" and "supports_autodiff" in r.message for r in report.results if r.component == "gradients")
     assert len(report.results) > 100
 
 

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     block,
     embedding,
     feedforward,
+    gradients,
     linear,
     loss,
     model,
