@@ -1,0 +1,1 @@
+"""Developer tools of transformer-spec that are not part of the installed package."""

@@ -1,0 +1,116 @@
+"""mkdocs hooks (``hooks:`` in mkdocs.yml): everything the site generates at build time.
+
+* ``on_config``: fetch Mermaid and KaTeX from npm into the build cache (the site
+  serves them itself: it works offline) and start the conformance runs in the
+  background.
+* ``on_files``: add the vendored JavaScript/CSS and the figures to the site.
+* ``on_page_markdown``: expand ``<!-- gen:... -->`` directives and run the
+  executable blocks of each page (see :mod:`tools.docs.render`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+# One BLAS thread: the build runs next to the conformance runs on few cores, and
+# oversubscribed BLAS threads made a 900×900 SVD eight times slower here.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from mkdocs.exceptions import PluginError  # noqa: E402
+from mkdocs.structure.files import File  # noqa: E402
+
+from tools.docs import cache, conformance_runs, timing, vendor  # noqa: E402
+from tools.docs.render import render_page  # noqa: E402
+
+_started = 0.0
+_vendored: dict = {}
+
+
+# Pages in the nav that other work is still writing: until the file exists, its nav entry is left out
+# (so the strict build does not fail on a page that is not there yet); once it exists, it is a page like any other.
+PAGES_IN_PROGRESS = {"tutorial_backend.md"}
+
+
+def _without_missing(nav, docs_dir: str):
+    kept = []
+    for entry in nav:
+        if isinstance(entry, dict):
+            ((title, target),) = entry.items()
+            if isinstance(target, list):
+                target = _without_missing(target, docs_dir)
+                if target:
+                    kept.append({title: target})
+                continue
+            if target in PAGES_IN_PROGRESS and not os.path.exists(os.path.join(docs_dir, target)):
+                continue
+            kept.append({title: target})
+        else:
+            kept.append(entry)
+    return kept
+
+
+def on_config(config):
+    global _started
+    if config.nav:
+        config.nav = _without_missing(config.nav, config.docs_dir)
+    _started = time.perf_counter()
+    timing.SECONDS.clear()
+    try:
+        with timing.timed("vendor"):
+            vendored = vendor.site_files()
+    except vendor.VendorError as error:
+        raise PluginError(str(error)) from None
+    _vendored.clear()
+    _vendored.update(vendored)
+    config.extra_javascript[:0] = list(vendor.JAVASCRIPT)
+    config.extra_css[:0] = list(vendor.CSS)
+    conformance_runs.start()
+    return config
+
+
+def on_files(files, config):
+    from tools.docs.figures import DRAWN, FIGURES, render_png
+
+    for site_path, local in _vendored.items():
+        files.append(File.generated(config, site_path, abs_src_path=str(local)))
+    DRAWN.clear()
+    for name in FIGURES:
+        try:
+            with timing.timed(f"figure {name}"):
+                data = cache.cached_bytes("figures", (name,), lambda: render_png(name))
+        except Exception as error:
+            raise PluginError(f"figure {name!r} (tools/docs/figures.py) failed: {type(error).__name__}: {error}") from error
+        if data:
+            DRAWN[name] = f"figures/{name}.png"
+            files.append(File.generated(config, DRAWN[name], content=data))
+    return files
+
+
+def on_page_markdown(markdown, page, config, files):
+    try:
+        with timing.timed(f"page {page.file.src_uri}"):
+            return render_page(markdown, page.file.src_uri)
+    except Exception as error:
+        raise PluginError(f"{type(error).__name__}: {error}") from error
+
+
+def on_build_error(error):
+    conformance_runs.stop()
+
+
+def on_post_build(config):
+    conformance_runs.stop()
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"INFO    -  tspec docs: {time.perf_counter() - _started:.1f} s since the build started; CPU "
+          f"{own.ru_utime + own.ru_stime:.1f} s in mkdocs + {children.ru_utime + children.ru_stime:.1f} s in commands and "
+          f"conformance runs; slowest: {timing.summary()} (cache: {cache.path_for('pages').parent.parent})", file=sys.stderr)

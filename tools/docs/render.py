@@ -1,0 +1,150 @@
+"""Turn one page's Markdown source into the Markdown mkdocs renders.
+
+* ``<!-- gen:NAME key=value ... -->`` lines are replaced by their generator's output.
+* Fenced blocks are checked (:mod:`tools.docs.blocks`); ``exec`` blocks are run
+  in a scratch workspace for the page, and their real output is shown.
+
+A page's executed output is cached under the hash of the code and of the page
+itself, so an unchanged page is not run again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import tempfile
+from pathlib import Path
+
+from . import cache
+from .blocks import (VERIFIED_ELSEWHERE, Block, BlockError, commands, find_blocks, requirement_missing, run_command, run_python,
+                     write_file)
+from .generators import GENERATORS, Context
+from .timing import timed
+
+DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)<!-- gen:(?P<name>\w+)(?P<args>[^>]*?)\s*-->[ \t]*$", re.M)
+
+
+class PageError(RuntimeError):
+    """Something on a page could not be generated."""
+
+
+def expand_directives(text: str, ctx: Context) -> str:
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in GENERATORS:
+            raise PageError(f"docs/{ctx.src_uri}: unknown directive gen:{name}; known: {', '.join(sorted(GENERATORS))}")
+        try:
+            args = dict(word.split("=", 1) for word in shlex.split(match.group("args")))
+        except ValueError:
+            raise PageError(f"docs/{ctx.src_uri}: gen:{name} arguments must be key=value, got {match.group('args')!r}") from None
+        try:
+            with timed(f"gen:{name}"):
+                out = GENERATORS[name](ctx, **args)
+        except Exception as error:
+            raise PageError(f"docs/{ctx.src_uri}: gen:{name} {match.group('args').strip()} failed: {type(error).__name__}: {error}") from error
+        indent = match.group("indent")
+        return "\n".join(indent + line if line else line for line in out.splitlines())
+
+    return DIRECTIVE.sub(replace, text)
+
+
+def tspec_subcommand_missing(command: str) -> str | None:
+    """The subcommand, if ``command`` runs ``tspec SUBCOMMAND`` and this build has no such subcommand."""
+    words = shlex.split(command)
+    if len(words) < 2 or words[0] != "tspec" or words[1].startswith("-"):
+        return None
+    from tspec.cli import command_modules
+
+    return None if words[1] in {m.NAME for m in command_modules()} else words[1]
+
+
+def _fence(language: str, body: str, title: str = "", indent: str = "") -> str:
+    fence = "````" if "```" in body else "```"
+    head = f'{fence}{language}' + (f' title="{title}"' if title else "")
+    lines = [head, *body.rstrip("\n").splitlines(), fence]
+    return "\n".join(indent + line if line else line for line in lines)
+
+
+def execute(blocks: list[Block], workspace: Path) -> dict[int, dict]:
+    """Run the page's exec blocks (and write its files) in order; return what each block showed, by index."""
+    outputs: dict[int, dict] = {}
+    for index, block in enumerate(blocks):
+        missing = requirement_missing(block)
+        if missing:
+            outputs[index] = {"requires": missing}
+        elif block.file:
+            write_file(block, workspace)
+        elif block.language == "python" and block.executes_at_build:
+            outputs[index] = {"stdout": run_python(block, workspace)}
+        elif block.language == "console":
+            results = []
+            expected = int(block.options.get("returncode") or 0)
+            for command in commands(block):
+                missing = tspec_subcommand_missing(command)
+                if missing:
+                    results.append({"command": command, "missing": missing})
+                    continue
+                with timed(f"$ {command[:60]}"):
+                    code, output = run_command(command, workspace)
+                if code != expected:
+                    raise BlockError(f"{block.where}: `{command}` exited {code}, the page expects {expected}:\n{output[-3000:]}")
+                results.append({"command": command, "output": output})
+            outputs[index] = {"commands": results}
+    return outputs
+
+
+def render_blocks(text: str, blocks: list[Block], outputs: dict[int, dict]) -> str:
+    pieces, position = [], 0
+    for index, block in enumerate(blocks):
+        pieces.append(text[position: block.start])
+        position = block.end
+        indent = re.match(r"[ \t]*", text[block.start:]).group(0)
+        if block.language == "mermaid":
+            pieces.append(text[block.start: block.end])
+        elif block.file:
+            pieces.append(_fence(block.language, block.body, title=block.file, indent=indent))
+        elif "requires" in outputs.get(index, {}):
+            language = "console" if block.language == "console" else "python"
+            shown = _fence(language, block.body, indent=indent)
+            shown += (f'\n\n{indent}!!! note "No output yet: `{outputs[index]["requires"]}` is not in this build"\n'
+                      f"{indent}    This example uses a part of the project that is not written yet, so nothing was run. "
+                      "When it exists, the docs build runs the example and shows its real output here.")
+            pieces.append(shown)
+        elif block.language == "python":
+            shown = _fence("python", block.body, indent=indent)
+            if index in outputs and outputs[index].get("stdout"):
+                shown += "\n\n" + _fence("text", outputs[index]["stdout"], title="Output (captured when these docs were built)", indent=indent)
+            pieces.append(shown)
+        else:  # console
+            chunks, notes = [], []
+            for result in outputs[index]["commands"]:
+                chunks.append(f"$ {result['command']}\n" + result.get("output", ""))
+                if "missing" in result:
+                    notes.append(result["missing"])
+            shown = _fence("console", "".join(c if c.endswith("\n") else c + "\n" for c in chunks), indent=indent)
+            for missing in notes:
+                shown += (f'\n\n{indent}!!! note "No output yet: `tspec {missing}` is not in this build"\n'
+                          f"{indent}    This command is not part of the `tspec` command line yet, so nothing was run. "
+                          "When it exists, the docs build runs it and shows its real output here.")
+            pieces.append(shown)
+    pieces.append(text[position:])
+    return "".join(pieces)
+
+
+def render_page(markdown: str, src_uri: str) -> str:
+    if src_uri in VERIFIED_ELSEWHERE:  # its blocks are that test's business; directives still work
+        return expand_directives(markdown, Context(src_uri))
+    blocks = find_blocks(markdown, src_uri)
+    needs_run = any(b.executes_at_build for b in blocks)
+    outputs: dict[int, dict] = {}
+    if needs_run:
+        path = cache.path_for("pages", src_uri, markdown, suffix=".json")
+        if path.exists():
+            outputs = {int(k): v for k, v in json.loads(path.read_text()).items()}
+        else:
+            with tempfile.TemporaryDirectory(prefix="tspec-docs-") as workspace:
+                outputs = execute(blocks, Path(workspace))
+            path.write_text(json.dumps(outputs))
+    text = render_blocks(markdown, blocks, outputs)
+    return expand_directives(text, Context(src_uri))
