@@ -254,7 +254,7 @@ class Backend:
                 f"learned_positions: positions {offset}..{offset + length - 1} do not fit a table of {table.shape[0]} "
                 f"positions; expected offset + length <= {table.shape[0]} (the context length)"
             )
-        return table[offset: offset + length]
+        return table[offset: offset + length, ...]  # the trailing ... is the Array API spelling of 'all other axes'
 
     def rotary(self, x: Any, positions: Any, base: float = 10000.0) -> Any:
         """Rotate pairs (i, i + Dh/2) by position × frequency. See :mod:`spec.positional`."""
@@ -411,7 +411,7 @@ class Backend:
         qkv = self._linear(x, params[prefix + "qkv.weight"], params.get(prefix + "qkv.bias"))  # (B, L, 3D)
         qkv = self._reshape(qkv, (B, L, 3, H, Dh))  # (B, L, 3, H, Dh)
         qkv = self._transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, H, L, Dh)
-        q, k, v = qkv[0], qkv[1], qkv[2]  # each (B, H, L, Dh)
+        q, k, v = qkv[0, ...], qkv[1, ...], qkv[2, ...]  # each (B, H, L, Dh)
         if config.positional == "rotary":
             q = self._rotary(q, positions, config.rope_base)
             k = self._rotary(k, positions, config.rope_base)
@@ -444,7 +444,7 @@ class Backend:
         start = cache.length
         x = self._embedding(params["wte"], ids)  # (B, L, D)
         if config.positional == "learned":
-            x = x + params["wpe"][start: start + L]
+            x = x + params["wpe"][start: start + L, ...]  # (L, D)
         elif config.positional == "sinusoidal":
             x = x + self._sinusoidal_encoding(L, config.d_model, config.rope_base, start, self._dtype_of(x))
         positions = self._asarray(np.arange(start, start + L), "int64")

@@ -84,19 +84,16 @@ extrapolation: Press et al., *Numerical Recipes*, §5.7.
 """
 
 from .component import Component, invariants
-from .tolerances import Tolerance
+from .tolerances import tolerance
 
 # The step h of the central differences (along a direction of unit length). Small enough that the
 # extrapolated truncation error O(h^4) is far below the tolerance, large enough that float64 rounding
 # of f divided by h stays below it too.
 FINITE_DIFFERENCE_STEP = 1e-5
 
-# Agreement of <grad f, v> with the extrapolated central difference, relative to |grad f| + |R| (see
-# the module docstring). Measured on the PyTorch backend over 40 draws of every problem, the worst error
-# was below 1/250 of what this allows (the JAX backend passes too). A gradient wrong by a fraction c of
-# itself misses by about c |grad f| / sqrt(n) along a random unit v, for n variables (n < 10^4 here):
-# for c = 1/2 that is thousands of times the tolerance.
-FINITE_DIFFERENCE_TOLERANCE = Tolerance(rtol=1e-6, atol=1e-9)
+# Agreement of <grad f, v> with the extrapolated central difference, relative to |grad f| + |R| (see the
+# module docstring): the ("float64", "gradient") row of the one tolerance table.
+FINITE_DIFFERENCE_TOLERANCE = tolerance("float64", "gradient")
 
 # Inputs to ReLU in the primitive checks keep at least this distance from the kink at 0.
 KINK_MARGIN = 0.05

@@ -5,7 +5,7 @@ The loop
 1. ``ids = tokenizer.encode(prompt)``.
 2. **Prefill**: ``logits, cache = backend.model_forward(params, config, ids[None, :])``.
 3. Draw ``u = rng.random()`` from ``numpy.random.Generator(PCG64(seed))`` on the
-   host and pick ``token = backend.sample(logits[0, -1], u, temperature, top_k, top_p)``.
+   host and pick ``token = backend.sample(logits[0, -1, ...], u, temperature, top_k, top_p)``.
    The randomness is one number per step, drawn on the host, and ``sample`` is a
    pure function of the logits and ``u``: the same seed gives the same tokens
    on every backend (up to logits that differ in the last float bits exactly
@@ -221,7 +221,7 @@ def generate_tokens(
     prefill_seconds = decode_start = 0.0
     stop_reason = "max_new_tokens"
     while True:
-        token = backend.sample(logits[0, -1], rng.random(), temperature, top_k, top_p)
+        token = backend.sample(logits[0, -1, ...], rng.random(), temperature, top_k, top_p)
         new_tokens.append(token)
         if len(new_tokens) == 1:
             decode_start = time.perf_counter()

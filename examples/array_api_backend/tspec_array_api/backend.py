@@ -23,7 +23,7 @@ import array_api_strict
 import numpy as np
 
 from backends.base import Backend
-from spec.errors import DTypeError, SpecError
+from spec.errors import DTypeError
 
 # --8<-- [start:setup]
 _DTYPE_NAMES = ("float32", "float64", "int32", "int64", "bool")  # the contract's dtypes that the standard has too
@@ -209,49 +209,6 @@ class ArrayAPIBackend(Backend):
             return index
         return int(xp.max(xp.where(kept > 0, xp.arange(V), xp.full_like(order, -1))))  # rounding left the total <= u
     # --8<-- [end:sample]
-
-    # --8<-- [start:workarounds]
-    # Portability fixes for backends/base.py. The base class indexes three arrays with fewer indices than
-    # axes (qkv[0], table[a:b], params["wpe"][a:b]); NumPy, PyTorch and JAX read that as "the remaining
-    # axes whole", but the standard does not define it and array-api-strict raises IndexError. The fix
-    # is a trailing ellipsis (qkv[0, ...]); until base.py has it, these overrides do.
-    def learned_positions(self, table, length, offset=0):
-        try:
-            return super().learned_positions(table, length, offset)  # checks the arguments, then slices
-        except SpecError:  # a documented error from the checks (OutOfRangeError is an IndexError too)
-            raise
-        except IndexError:  # the checks passed; only the slice is non-standard
-            return table[offset: offset + length, ...]
-
-    def _multihead_attention(self, params, config, x, prefix, past, positions):
-        B, L, D = x.shape
-        H, Dh = config.n_heads, config.head_dim
-        qkv = self._linear(x, params[prefix + "qkv.weight"], params.get(prefix + "qkv.bias"))  # (B, L, 3D)
-        qkv = self._transpose(self._reshape(qkv, (B, L, 3, H, Dh)), (2, 0, 3, 1, 4))  # (3, B, H, L, Dh)
-        q, k, v = qkv[0, ...], qkv[1, ...], qkv[2, ...]  # each (B, H, L, Dh)
-        if config.positional == "rotary":
-            q, k = self._rotary(q, positions, config.rope_base), self._rotary(k, positions, config.rope_base)
-        if past is not None:
-            k, v = self._concat([past[0], k], 2), self._concat([past[1], v], 2)  # (B, H, S, Dh)
-        out, _ = self._attention(q, k, v, None, True, 1.0 / math.sqrt(Dh), False)  # (B, H, L, Dh)
-        out = self._reshape(self._transpose(out, (0, 2, 1, 3)), (B, L, D))  # (B, L, D)
-        return self._linear(out, params[prefix + "proj.weight"], params.get(prefix + "proj.bias")), (k, v)
-
-    def _model_forward(self, params, config, ids, cache):
-        if "wpe" in params:  # the base class takes rows start..start+L with params["wpe"][start: start + L]
-            params = {**params, "wpe": _Rows(params["wpe"])}
-        return super()._model_forward(params, config, ids, cache)
-
-
-class _Rows:
-    """A table whose ``[a:b]`` means rows a..b-1 of every column, spelled the standard way."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def __getitem__(self, rows: slice) -> Any:
-        return self.table[rows, ...]
-    # --8<-- [end:workarounds]
 
 
 # --8<-- [start:erfc]
