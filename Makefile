@@ -11,10 +11,11 @@ PROMPT ?= Once upon a time
 setup: $(VENV)/.installed
 
 # constraints.txt pins torch to the CPU build that this project is tested with.
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml constraints.txt examples/array_api_backend/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[all]'
+	$(BIN)/python -m pip install --quiet --no-deps -e examples/array_api_backend
 	touch $@
 
 system-deps:
