@@ -153,9 +153,9 @@ def attention_default_model():
     plt = _plt()
     words, weights = default_model_attention(model, ex.DEFAULT_MODEL_SENTENCE, layer=0)
     H = weights.shape[0]
-    columns = min(H, 4)
+    columns = 2 if H <= 4 else 4
     rows = math.ceil(H / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
     for h, ax in enumerate(axes.flat):
         if h >= H:
             ax.axis("off")
@@ -342,11 +342,26 @@ def word_vectors_pca():
     points = ex.pca_2d(vectors[[vocabulary.index(w) for w in words]])
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     ax.scatter(points[:, 0], points[:, 1], color="#3f51b5")
-    for word, (x, y) in zip(words, points):
-        ax.annotate(word, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    _label_clusters(ax, words, points)
     ax.set_xlabel("first principal direction")
     ax.set_ylabel("second principal direction")
     return fig
+
+
+def _label_clusters(ax, words, points, radius: float = 0.1) -> None:
+    """One label per group of nearly coinciding points, listing its words (one label per point would overlap)."""
+    span = float(np.ptp(points, axis=0).max()) or 1.0
+    groups: list[list[int]] = []
+    for i, point in enumerate(points):
+        for group in groups:
+            if np.linalg.norm(points[group[0]] - point) < radius * span:
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    for group in groups:
+        x, y = points[group].mean(axis=0)
+        ax.annotate(", ".join(words[i] for i in group), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
 
 
 @figure("default_model_embeddings_pca", "A scatter plot of rows of the default model's token-embedding table, "
@@ -369,8 +384,9 @@ def default_model_embeddings_pca():
     points = ex.pca_2d(table[[i for _, i in labelled]])
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     ax.scatter(points[:, 0], points[:, 1], color="#3f51b5")
-    for (word, _), (x, y) in zip(labelled, points):
-        ax.annotate(word, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=8)
+    _label_clusters(ax, [word for word, _ in labelled], points)
+    ax.set_xlabel("first principal direction")
+    ax.set_ylabel("second principal direction")
     return fig
 
 

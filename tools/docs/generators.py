@@ -309,8 +309,12 @@ def word_neighbours(ctx: Context) -> str:
     lines = ["| word | five nearest words (cosine similarity) |", "|---|---|"]
     for word in ex.NEIGHBOUR_QUERIES:
         lines.append(f"| {word} | " + ", ".join(f"{w} ({s:.2f})" for w, s in ex.nearest(vocabulary, vectors, word)) + " |")
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    happy, sad = (unit[vocabulary.index(w)] for w in ("happy", "sad"))
     return (f"{len(vocabulary):,} words with at least {ex.WORD_VECTOR_MIN_COUNT} occurrences, a window of "
-            f"{ex.WORD_VECTOR_WINDOW} words each side, {ex.WORD_VECTOR_DIM} dimensions:\n\n" + "\n".join(lines))
+            f"{ex.WORD_VECTOR_WINDOW} words each side, {ex.WORD_VECTOR_DIM} dimensions:\n\n" + "\n".join(lines)
+            + f"\n\nOne catch: *happy* and *sad* have a cosine similarity of {float(happy @ sad):.2f}. Opposites are "
+            "used in the same places (\"I am so ... about the park\"), and co-occurrence is all this method sees.")
 
 
 @generator
@@ -468,6 +472,22 @@ def conformance_matrix(ctx: Context) -> str:
     return (f"Each installed built-in backend, checked while these docs were built with `{command}` "
             f"(profile `{first['profile']}`, dtype {', '.join(first['dtypes'])}, seed {first['seed']}):\n\n"
             + "\n".join(summary) + f"\n\nLegend: {legend}.\n\n" + "\n".join(lines))
+
+
+@generator
+def tolerances_table(ctx: Context) -> str:
+    """The one tolerance table of spec/tolerances.py."""
+    from spec.tolerances import EPSILON, TOLERANCES
+
+    kinds = list(dict.fromkeys(kind for _, kind in TOLERANCES))
+    dtypes = list(dict.fromkeys(dtype for dtype, _ in TOLERANCES))
+    lines = ["| dtype | machine epsilon | " + " | ".join(f"{k}: rtol, atol" for k in kinds) + " |", "|---|---:|" + "---:|" * len(kinds)]
+    for dtype in dtypes:
+        cells = [f"{TOLERANCES[(dtype, k)].rtol:g}, {TOLERANCES[(dtype, k)].atol:g}" for k in kinds]
+        lines.append(f"| {dtype} | {EPSILON.get(dtype, float('nan')):.3g} | " + " | ".join(cells) + " |")
+    return ("A value passes when $|\\text{got} - \\text{expected}| \\le \\text{atol} + \\text{rtol}\\,|\\text{expected}|$ "
+            "elementwise, with the expected value computed in float64 (`spec.tolerances.TOLERANCES`, the only tolerances "
+            "the suite uses):\n\n" + "\n".join(lines))
 
 
 @generator

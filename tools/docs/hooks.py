@@ -20,9 +20,17 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+# The repository this file is in must be the one imported: mkdocs restores sys.path after loading a hook,
+# and an editable install elsewhere (another checkout) would otherwise supply spec/, backends/, ... .
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+
+
+def _put_root_first() -> None:
+    if not sys.path or sys.path[0] != _ROOT:
+        sys.path.insert(0, _ROOT)
+
+
+_put_root_first()
 
 from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.structure.files import File  # noqa: E402
@@ -59,6 +67,12 @@ def _without_missing(nav, docs_dir: str):
 
 def on_config(config):
     global _started
+    _put_root_first()
+    for name in ("spec", "backends", "conformance", "tspec"):
+        module = sys.modules.get(name)
+        if module is not None and not os.path.abspath(module.__file__).startswith(_ROOT + os.sep):
+            raise PluginError(f"{name} was imported from {module.__file__}, not from this checkout ({_ROOT}); "
+                              "build the docs from the checkout whose code they describe")
     if config.nav:
         config.nav = _without_missing(config.nav, config.docs_dir)
     _started = time.perf_counter()
