@@ -483,11 +483,14 @@ def tolerances_table(ctx: Context) -> str:
     dtypes = list(dict.fromkeys(dtype for dtype, _ in TOLERANCES))
     lines = ["| dtype | machine epsilon | " + " | ".join(f"{k}: rtol, atol" for k in kinds) + " |", "|---|---:|" + "---:|" * len(kinds)]
     for dtype in dtypes:
-        cells = [f"{TOLERANCES[(dtype, k)].rtol:g}, {TOLERANCES[(dtype, k)].atol:g}" for k in kinds]
+        cells = [f"{TOLERANCES[(dtype, k)].rtol:g}, {TOLERANCES[(dtype, k)].atol:g}" if (dtype, k) in TOLERANCES else "–"
+                 for k in kinds]
         lines.append(f"| {dtype} | {EPSILON.get(dtype, float('nan')):.3g} | " + " | ".join(cells) + " |")
+    extra = (f" The `gradient` row bounds the comparison with finite differences described on "
+             f"[Gradients]({ctx.link('components/gradients.md')}).") if "gradient" in kinds else ""
     return ("A value passes when $|\\text{got} - \\text{expected}| \\le \\text{atol} + \\text{rtol}\\,|\\text{expected}|$ "
             "elementwise, with the expected value computed in float64 (`spec.tolerances.TOLERANCES`, the only tolerances "
-            "the suite uses):\n\n" + "\n".join(lines))
+            f"the suite uses).{extra}\n\n" + "\n".join(lines))
 
 
 @generator
