@@ -302,7 +302,10 @@ def test_finetune_resume_equals_uninterrupted_run(torch_backend, tokenizer, tmp_
     base_dir = tmp_path / "base"
     start_pretraining(torch_backend, model, tokenizer, small_train_config(steps=3), CORPUS_SPEC, out_dir=base_dir, progress=False).run()
     base = load_checkpoint(base_dir)
-    spec = {"kind": "jsonl", "paths": [str(write_examples(tmp_path / "qa.jsonl", 7))], "eval_path": None}
+    from tspec.train.pipeline import replay_spec
+
+    spec = {"kind": "jsonl", "paths": [str(write_examples(tmp_path / "qa.jsonl", 7))], "eval_path": None,
+            "replay": replay_spec(base, 2, 60)}  # rehearsal windows are drawn from the same saved generator
     config = TrainConfig.create(steps=8, batch_size=3, context_length=64, lr=5e-3, log_every=100)
     whole = start_finetuning(torch_backend, base, config, spec, out_dir=tmp_path / "whole", progress=False).run()
     stopper = start_finetuning(torch_backend, base, config, spec, out_dir=tmp_path / "cut", progress=False)
@@ -373,6 +376,22 @@ def test_masked_loss_is_the_mean_over_response_positions(torch_backend, tokenize
     expected = -np.mean([log_probs[b, t, targets[b, t]] for b, t in zip(*np.nonzero(keep))])
     assert count == keep.sum()
     assert close(loss, expected, "float32", "composite")
+
+
+def test_replay_rows_join_each_batch_fully_scored(tokenizer):
+    from tspec.train.data import TokenStream, encode_documents
+    from tspec.train.trainer import ExampleSource
+
+    encoded = [encode_example(tokenizer, Example(f"Q{i}?", "An answer.", "qa"), 64) for i in range(6)]
+    stream = TokenStream(encode_documents(tokenizer, ["Once upon a time, there was a cat named Mia."] * 20))
+    source = ExampleSource(ExampleBatches(encoded, tokenizer.eos_id, 64), None, stream, 3)
+    ids, targets = source.next_batch(np.random.default_rng(0), small_train_config(batch_size=4, context_length=64))
+    assert ids.shape[0] == 4 + 3 and targets.shape == ids.shape
+    assert (targets[:4] == IGNORE_INDEX).any()  # the examples' prompts and padding are not scored
+    assert (targets[4:] != IGNORE_INDEX).all()  # rehearsed text is scored everywhere
+    assert np.array_equal(targets[4:, :-1], ids[4:, 1:])  # next-token targets
+    with pytest.raises(ConfigError, match="replay"):
+        ExampleSource(ExampleBatches(encoded, tokenizer.eos_id, 64), None, None, 2)
 
 
 def test_example_batches_cover_each_epoch(tokenizer):

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.raw and checkpoint.metadata.get("stage") != "finetuned":
         print(f"note: {path} is not a fine-tuned model (stage {checkpoint.metadata.get('stage')!r}); "
               f"it will probably continue the text rather than answer", file=sys.stderr)
-    model = (checkpoint.config, native_params(backend, checkpoint.params), checkpoint.tokenizer)
+    model = (checkpoint.config, native_params(backend, checkpoint.params, "float32"), checkpoint.tokenizer)
 
     def reply(question: str) -> None:
         text = question if args.raw else template.format(prompt=question)

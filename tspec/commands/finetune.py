@@ -2,7 +2,9 @@
 
 Each example is shown as ``User: <prompt>\\nAssistant: <response><|endoftext|>``
 and only the response tokens (and the closing end-of-text) are scored: the
-prompt's targets are -100 (ignored by the loss).
+prompt's targets are -100 (ignored by the loss). Every batch also rehearses a
+few windows of the pretraining text (``--replay-rows``), so the model keeps
+what it learned there — the capitals of countries no example mentions.
 
 Examples::
 
@@ -37,6 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--eval-data", metavar="FILE", help="JSONL examples for the periodic evaluation")
     data.add_argument("--data-seed", type=int, default=0, help="built-in set: which countries are held out, example order")
     data.add_argument("--holdout-fraction", type=float, default=0.2, help="built-in set: fraction of countries held out")
+    data.add_argument("--replay-rows", type=int, default=None,
+                      help="windows of pretraining text added to every batch, so the model keeps what it learned "
+                           "(default: the preset's; 0: none)")
+    data.add_argument("--replay-documents", type=int, default=None, help="replay from the first N pretraining documents (default: the preset's)")
+    data.add_argument("--replay-text", metavar="FILE", help="replay this text (default: the pretraining data the checkpoint records)")
     add_training_options(parser, "default: the shipped model's fine-tuning")
     add_backend_options(parser)
 
@@ -45,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from tspec.train.cli import apply_training_changes, interrupted, report, resume_changes, setup_backend, training_changes
     from tspec.train.config import get_preset
     from tspec.train.data import check_batch_shape
-    from tspec.train.pipeline import finetune_examples, resume, start_finetuning
+    from tspec.train.data import read_text_file
+    from tspec.train.pipeline import finetune_examples, replay_spec, resume, start_finetuning
 
     if bool(args.out) == bool(args.resume):
         raise ConfigError("expected exactly one of --out DIR (a new run) or --resume DIR (continue a run)")
@@ -71,6 +79,18 @@ def run(args: argparse.Namespace) -> int:
             data_spec = {"kind": "builtin", "seed": args.data_seed, "holdout_fraction": args.holdout_fraction}
         finetune_examples(data_spec)  # reads (and checks) the files
         base = load_checkpoint(args.checkpoint)
+        preset = get_preset(args.preset)
+        rows = preset.replay_rows if args.replay_rows is None else args.replay_rows
+        if rows < 0:
+            raise ConfigError(f"--replay-rows {rows}, expected an integer >= 0")
+        documents = preset.replay_documents if args.replay_documents is None else args.replay_documents
+        if documents < 1:
+            raise ConfigError(f"--replay-documents {documents}, expected an integer >= 1")
+        replay = replay_spec(base, rows, documents, args.replay_text)
+        if replay is not None:
+            data_spec["replay"] = replay
+            if args.replay_text:
+                read_text_file(args.replay_text)  # checked now, before the backend loads
         if "context_length" not in training_changes(args):
             config = config.with_changes(context_length=min(config.context_length, base.config.context_length))
         check_batch_shape(config.batch_size, config.context_length, base.config.context_length)

@@ -98,6 +98,8 @@ class Preset:
     held_out_seed: int = 1_000_003  # generate_corpus seed of the held-out text (other documents)
     finetune_seed: int = 0  # build_finetune_dataset seed: which countries are held out
     stories_per_subject: int = 1  # instruction examples per story subject in the fine-tuning set
+    replay_rows: int = 8  # windows of pretraining text added to every fine-tuning batch (0: none)
+    replay_documents: int = 5_000  # ... drawn from the first this many pretraining documents
 
 
 SMOKE = Preset(
@@ -109,16 +111,18 @@ SMOKE = Preset(
     model=ModelConfig(vocab_size=300, context_length=64, d_model=32, n_heads=2, n_layers=1, d_ff=64),
     pretrain=TrainConfig.create(steps=30, batch_size=4, context_length=64, lr=1e-2, eval_batches=2, log_every=10),
     finetune=TrainConfig.create(steps=20, batch_size=4, context_length=64, lr=5e-3, eval_batches=2, log_every=10),
+    replay_rows=2,
+    replay_documents=300,
 )
 
 DEFAULT = Preset(
     name="default",
     corpus_documents=20_000,
     held_out_documents=400,
-    tokenizer_vocab=1024,
-    tokenizer_documents=5_000,
-    model=ModelConfig(vocab_size=1024, context_length=128, d_model=128, n_heads=4, n_layers=4, d_ff=512),
-    pretrain=TrainConfig.create(steps=1500, batch_size=16, context_length=128, lr=3e-3, eval_every=250,
+    tokenizer_vocab=3072,
+    tokenizer_documents=20_000,
+    model=ModelConfig(vocab_size=3072, context_length=128, d_model=128, n_heads=4, n_layers=4, d_ff=512),
+    pretrain=TrainConfig.create(steps=1000, batch_size=16, context_length=128, lr=3e-3, eval_every=250,
                                 eval_batches=8, checkpoint_every=250, log_every=25),
     finetune=TrainConfig.create(steps=300, batch_size=16, context_length=128, lr=1e-3, eval_every=100,
                                 eval_batches=8, checkpoint_every=100, log_every=25, warmup_steps=20),

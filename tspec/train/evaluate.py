@@ -152,7 +152,7 @@ def answer(backend, model, prompts: Sequence[str], *, template: bool = True, max
     from tspec.generate import generate, native_params
 
     config, params, tokenizer = model
-    native = native_params(backend, params)
+    native = native_params(backend, params, "float32")  # weights stored in float16 are computed in float32
     responses = []
     for prompt in prompts:
         text = format_prompt(prompt) if template else prompt

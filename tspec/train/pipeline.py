@@ -13,7 +13,10 @@ Fine-tuning
     ``{"kind": "builtin", "seed": 0, "holdout_fraction": 0.2, "stories_per_subject": 1}``
     (:func:`tspec.data.build_finetune_dataset`: its held-out countries' questions
     are the evaluation set), or
-    ``{"kind": "jsonl", "paths": ["qa.jsonl", ...], "eval_path": "eval.jsonl" | None}``.
+    ``{"kind": "jsonl", "paths": ["qa.jsonl", ...], "eval_path": "eval.jsonl" | None}``;
+    either may add ``"replay": {"data": <a pretraining spec>, "documents": 5000, "rows": 8}``: that many
+    windows of (the first ``documents`` documents of) the pretraining text join every batch
+    (see :class:`~tspec.train.trainer.ExampleSource`).
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def pretraining_source(spec: dict[str, Any], tokenizer, config: TrainConfig | No
     if held_out is not None:
         return StreamSource(TokenStream(encode_documents(tokenizer, documents), "training text"),
                             TokenStream(encode_documents(tokenizer, held_out), "held-out text"))
+    if spec.get("kind") == "corpus":  # a generated corpus asked for no held-out documents: none
+        return StreamSource(TokenStream(encode_documents(tokenizer, documents), "training text"), None)
     fraction = float(spec.get("held_out_fraction", DEFAULT_HELD_OUT_FRACTION))
     if len(documents) >= 20:
         cut = len(documents) - max(1, round(len(documents) * fraction))
@@ -102,13 +107,47 @@ def finetune_examples(spec: dict[str, Any]):
     raise ConfigError(f"fine-tuning data spec has kind {kind!r}, expected 'builtin' or 'jsonl'")
 
 
+def replay_stream(replay: dict[str, Any], tokenizer) -> TokenStream:
+    """The pretraining text rehearsed during fine-tuning: the training part (never the held-out part) of ``replay["data"]``."""
+    data = dict(replay["data"])
+    if data.get("kind") == "corpus":
+        data["held_out_documents"] = 0  # only the training stream is used
+    stream = pretraining_source(data, tokenizer).train
+    stream.name = "replay text"
+    return stream
+
+
 def finetune_source(spec: dict[str, Any], tokenizer, config: TrainConfig) -> ExampleSource:
     train, held = finetune_examples(spec)
     pad = end_of_text_id(tokenizer)
     encoded = encode_examples(tokenizer, train, config.context_length)
     held_encoded = encode_examples(tokenizer, held, config.context_length) if held else None
+    replay = spec.get("replay") or {}
+    rows = int(replay.get("rows", 0))
+    stream = replay_stream(replay, tokenizer) if rows else None
     return ExampleSource(ExampleBatches(encoded, pad, config.context_length),
-                         ExampleBatches(held_encoded, pad, config.context_length) if held_encoded else None)
+                         ExampleBatches(held_encoded, pad, config.context_length) if held_encoded else None,
+                         stream, rows)
+
+
+def replay_spec(checkpoint, rows: int, documents: int | None, text: str | None = None) -> dict[str, Any] | None:
+    """The replay part of a fine-tuning spec: ``text`` if given, else the pretraining data the checkpoint records
+    (its ``data`` metadata), else the generated corpus. None when ``rows`` is 0."""
+    if rows == 0:
+        return None
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+        raise ConfigError(f"replay rows = {rows!r}, expected an integer >= 0")
+    if text:
+        data = {"kind": "text", "path": text, "held_out_path": None}
+    else:
+        recorded = checkpoint.metadata.get("data") if checkpoint is not None else None
+        if isinstance(recorded, dict) and recorded.get("kind") in ("corpus", "text"):
+            data = dict(recorded)
+        else:
+            data = {"kind": "corpus", "seed": 0, "documents": documents or 5000, "held_out_seed": 0, "held_out_documents": 0}
+    if data["kind"] == "corpus" and documents:
+        data["documents"] = min(int(data["documents"]), documents)  # generating more than is used would be wasted
+    return {"data": data, "documents": documents, "rows": rows}
 
 
 def source_for(data_spec: dict[str, Any], tokenizer, config: TrainConfig):

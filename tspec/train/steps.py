@@ -211,7 +211,10 @@ def make_engine(kind: str, backend, model_config, optimizer, params, moments=Non
             raise ConfigError(f"engine 'torch' needs the torch backend, got {backend.name!r}")
         return TorchEngine(backend, model_config, optimizer, params, moments, compile=compile)
     if compile:
-        raise ConfigError("--compile applies to the torch backend (JAX's engine is always compiled with jax.jit)")
+        raise ConfigError(
+            f"--compile needs the torch backend and engine (got backend {backend.name!r}, engine {kind!r}); "
+            f"JAX's engine is always compiled with jax.jit"
+        )
     if kind == "jax":
         if backend.name != "jax":
             raise ConfigError(f"engine 'jax' needs the jax backend, got {backend.name!r}")

@@ -90,19 +90,38 @@ class StreamSource:
 
 
 class ExampleSource:
-    """Fine-tuning batches: shuffled epochs of (prompt, response) examples, loss on the responses only."""
+    """Fine-tuning batches: shuffled epochs of (prompt, response) examples, loss on the responses only.
+
+    With ``replay`` (a stream of pretraining text) and ``replay_rows > 0``, every batch also gets that many
+    windows of pretraining text, scored on every token, after its examples (the same length as the padded
+    examples). Rehearsing the pretraining text keeps what the model learned there — in particular the
+    capitals of countries no fine-tuning example mentions, whose tokens the fine-tuning loss alone would
+    push down — while it learns the answering format.
+    """
 
     kind = "examples"
 
-    def __init__(self, train: ExampleBatches, held_out: ExampleBatches | None) -> None:
+    def __init__(self, train: ExampleBatches, held_out: ExampleBatches | None, replay: TokenStream | None = None,
+                 replay_rows: int = 0) -> None:
+        if isinstance(replay_rows, bool) or not isinstance(replay_rows, int) or replay_rows < 0:
+            raise ConfigError(f"replay rows = {replay_rows!r}, expected an integer >= 0")
+        if replay_rows and replay is None:
+            raise ConfigError("replay rows > 0 need a replay text (pretraining data)")
         self.train = train
         self.held_out = held_out
+        self.replay = replay
+        self.replay_rows = replay_rows
 
     def check(self, config: TrainConfig) -> None:
-        pass
+        if self.replay_rows:
+            self.replay.check_fits(config.context_length)
 
     def next_batch(self, rng: np.random.Generator, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
-        return self.train.next_batch(rng, config.batch_size)
+        ids, targets = self.train.next_batch(rng, config.batch_size)  # (B, L) each
+        if not self.replay_rows:
+            return ids, targets
+        replay_ids, replay_targets = self.replay.sample_batch(rng, self.replay_rows, ids.shape[1])  # (R, L) each
+        return np.concatenate([ids, replay_ids]), np.concatenate([targets, replay_targets])  # (B + R, L)
 
     def eval_batches(self, config: TrainConfig) -> list[tuple[np.ndarray, np.ndarray]]:
         if self.held_out is None:
@@ -222,6 +241,10 @@ class Trainer:
                 f"or choose another --out (or pass --overwrite to start over)"
             )
         eng = make_engine(engine, backend, model_config, config.optimizer, params, compile=compile)
+        if out is not None and overwrite:  # starting over: the old run's state must not be resumable any more
+            for name in (STATE_FILE, OPTIMIZER_FILE):
+                if (out / name).exists():
+                    (out / name).unlink()
         rng = np.random.Generator(np.random.PCG64(config.seed))
         return cls(backend, model_config, tokenizer, config, source, eng, rng, out, metadata=dict(metadata or {}),
                    data_spec=dict(data_spec or {}), progress=progress)
@@ -304,7 +327,7 @@ class Trainer:
                     seconds += elapsed
                     tokens += ids.size
                     self.losses.append(result.loss)
-                    progress.update(self.step, result.loss, result.lr, ids.size / elapsed if elapsed > 0 else 0.0)
+                    progress.update(self.step, result.loss, result.lr, tokens / seconds if seconds > 0 else 0.0)
                     if self.on_step is not None:
                         self.on_step(self, result)
                     if config.eval_every and self.step % config.eval_every == 0 and self.step < config.steps:
