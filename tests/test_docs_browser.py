@@ -70,7 +70,7 @@ def mermaid_svgs(page) -> int:
     return count
 
 
-def assert_offline(page, base_url: str) -> None:
+def assert_offline(page) -> None:
     hosts = {urlparse(url).hostname for url in page.requested_urls() if url.startswith("http")}
     assert hosts <= {"127.0.0.1"}, f"the page requested other hosts: {sorted(hosts - {'127.0.0.1'})}"
     assert not page.failed_requests(), f"requests failed: {page.failed_requests()}"
@@ -83,7 +83,7 @@ def test_overview_draws_the_pipeline_diagram_offline(server, browser):
         "the Mermaid source was never replaced by a diagram"
     assert mermaid_svgs(page) >= 1, "no <svg> was rendered for the Mermaid diagram"
     page.screenshot(ARTIFACTS / "docs-overview.png")
-    assert_offline(page, server)
+    assert_offline(page)
 
 
 def test_component_page_typesets_its_math_offline(server, browser):
@@ -94,4 +94,4 @@ def test_component_page_typesets_its_math_offline(server, browser):
     text = page.evaluate("document.querySelector('article').innerText")
     assert "$$" not in text and "\\(" not in text and "\\[" not in text, "raw math delimiters are left in the text"
     page.screenshot(ARTIFACTS / "docs-attention.png")
-    assert_offline(page, server)
+    assert_offline(page)

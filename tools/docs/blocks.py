@@ -51,6 +51,14 @@ from .paths import ROOT
 VERIFIED_ELSEWHERE = {
     "tutorial_backend.md": "tests/test_tutorial_backend.py",
 }
+# Folders of pages written by measurement scripts (each page names the command that wrote it): their content is
+# the output of a run, not examples to execute.
+WRITTEN_BY_SCRIPTS = ("results/",)
+
+
+def exempt(src_uri: str) -> bool:
+    """Whether a page's blocks are someone else's to check (see VERIFIED_ELSEWHERE and WRITTEN_BY_SCRIPTS)."""
+    return src_uri in VERIFIED_ELSEWHERE or src_uri.startswith(WRITTEN_BY_SCRIPTS)
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,})(?P<info>[^`\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$", re.M | re.S)
 KINDS = ("python", "console", "mermaid", "text")

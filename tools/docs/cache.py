@@ -43,17 +43,8 @@ def path_for(kind: str, *parts: object, suffix: str = "") -> Path:
     return cache_dir(kind) / (key(*parts) + suffix)
 
 
-def cached_text(kind: str, parts: tuple, compute: Callable[[], str]) -> str:
-    path = path_for(kind, *parts, suffix=".txt")
-    if path.exists():
-        return path.read_text()
-    text = compute()
-    path.write_text(text)
-    return text
-
-
 def cached_bytes(kind: str, parts: tuple, compute: Callable[[], bytes | None]) -> bytes | None:
-    """Like :func:`cached_text`; ``None`` (nothing to show) is cached too, as an empty file."""
+    """``compute()``'s bytes, computed once per code hash; ``None`` (nothing to show) is cached too, as an empty file."""
     path = path_for(kind, *parts, suffix=".bin")
     if path.exists():
         data = path.read_bytes()

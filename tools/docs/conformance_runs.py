@@ -1,10 +1,13 @@
 """Real conformance runs for the backend × invariant matrix on the Conformance page.
 
-Each installed built-in backend is checked with the suite's own command line
-(``python -m conformance --report FILE.json``), dev profile, float32, a fixed
-seed. The runs start in the background when the build starts (one process per
-backend) and the page waits for them; reports are cached by the code hash, so
-an unchanged tree does not run them again.
+Each installed built-in backend is checked with the suite's runner
+(:func:`conformance.runner.run`, what ``python -m conformance`` calls), dev
+profile, float32, a fixed seed, in a subprocess per backend started when the
+build starts; the page waits for them. JAX compiles a kernel for every new
+shape, which makes its run by far the longest one, and compiling is
+single-threaded: its components are split over two processes so that a
+second core can share the work. Reports are cached by the code hash, so an
+unchanged tree does not run them again.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import cache
@@ -22,20 +25,28 @@ from .paths import ROOT, cache_dir
 
 BACKENDS = ("numpy", "torch", "jax")  # the built-in backends, in the order of the matrix
 REQUIRED = ("numpy",)  # the reference: the build fails if it cannot be checked
+SHARDS = {"jax": 2}  # processes per backend (default 1)
 PROFILE = "dev"
 DTYPE = "float32"
 SEED = 0
-TIMEOUT_S = 600
+TIMEOUT_S = 900
+
+# One shard: run the given components (all when none are given) and write the report as JSON.
+SHARD_SCRIPT = """
+import sys
+from conformance.runner import run
+backend, out, components = sys.argv[1], sys.argv[2], tuple(sys.argv[3:]) or None
+report = run(backend, dtypes=({dtype!r},), profile={profile!r}, seed={seed!r}, components=components)
+open(out, "w").write(report.to_json())
+""".format(dtype=DTYPE, profile=PROFILE, seed=SEED)
 
 
 @dataclass
 class Run:
     backend: str
     report_path: Path
-    process: subprocess.Popen | None = None
-    log_path: Path | None = None
+    processes: list[tuple[subprocess.Popen, Path, Path]] = field(default_factory=list)  # (process, report, log)
     started: float = 0.0
-    seconds: float | None = None
 
 
 _runs: dict[str, Run] = {}
@@ -48,44 +59,58 @@ def installed_backends() -> list[str]:
     return [name for name in BACKENDS if name in available]
 
 
+def _component_shards(count: int) -> list[list[str]]:
+    """The components the backend checks, dealt round-robin (in pipeline order) into ``count`` shards."""
+    if count == 1:
+        return [[]]  # no selection: every component
+    from conformance.registry import load_all_checks
+
+    components = list(dict.fromkeys(check.component for check in load_all_checks().values()
+                                    if getattr(check, "subject", "backend") == "backend"))
+    return [components[i::count] for i in range(count)]
+
+
 def start() -> None:
-    """Start a background run for every installed backend whose report is not cached."""
+    """Start the runs of every installed backend whose report is not cached."""
     for name in installed_backends():
         if name in _runs:
             continue
         report_path = cache.path_for("conformance", name, PROFILE, DTYPE, SEED, suffix=".json")
-        run = Run(name, report_path)
+        run = Run(name, report_path, started=time.perf_counter())
         _runs[name] = run
         if report_path.exists():
             continue
-        run.log_path = report_path.with_suffix(".log")
-        partial = report_path.with_suffix(".partial.json")
         env = environment(ROOT)
         env.setdefault("TSPEC_JAX_CACHE_DIR", str(cache_dir("jax-compilation")))  # JAX compiles once per shape: keep them
-        command = [sys.executable, "-m", "conformance", "--backend", name, "--dtype", DTYPE, "--profile", PROFILE,
-                   "--seed", str(SEED), "--quiet", "--report", str(partial)]
-        run.started = time.perf_counter()
-        with open(run.log_path, "w") as log:
-            run.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        for index, components in enumerate(_component_shards(SHARDS.get(name, 1))):
+            shard = report_path.with_suffix(f".shard{index}.json")
+            log = shard.with_suffix(".log")
+            with open(log, "w") as out:
+                process = subprocess.Popen([sys.executable, "-c", SHARD_SCRIPT, name, str(shard), *components],
+                                           cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+            run.processes.append((process, shard, log))
 
 
 def report(name: str) -> dict:
     """The finished report of one backend (waiting for its run); raises RuntimeError if the run could not report."""
     start()
     run = _runs[name]
-    if run.process is not None:
-        try:
-            code = run.process.wait(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            run.process.kill()
-            raise RuntimeError(f"`python -m conformance --backend {name}` did not finish in {TIMEOUT_S} s") from None
-        run.seconds = time.perf_counter() - run.started
-        partial = run.report_path.with_suffix(".partial.json")
-        if code not in (0, 1) or not partial.exists():
-            tail = run.log_path.read_text()[-2000:] if run.log_path else ""
-            raise RuntimeError(f"`python -m conformance --backend {name}` exited {code} without a report:\n{tail}")
-        partial.rename(run.report_path)
-        run.process = None
+    if run.processes:
+        shards = []
+        for process, shard, log in run.processes:
+            try:
+                code = process.wait(timeout=TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                raise RuntimeError(f"the {name} conformance run did not finish in {TIMEOUT_S} s") from None
+            if code != 0 or not shard.exists():
+                raise RuntimeError(f"the {name} conformance run exited {code} without a report:\n{log.read_text()[-2000:]}")
+            shards.append(json.loads(shard.read_text()))
+        merged = dict(shards[0])
+        merged["results"] = [result for shard in shards for result in shard["results"]]
+        merged["warnings"] = [w for shard in shards for w in shard.get("warnings", [])]
+        run.report_path.write_text(json.dumps(merged, indent=2))
+        run.processes = []
     return json.loads(run.report_path.read_text())
 
 
@@ -105,11 +130,11 @@ def reports() -> dict[str, dict | str]:
 def stop() -> None:
     """End runs that no page waited for (their reports would be stale next time anyway)."""
     for run in _runs.values():
-        if run.process is not None and run.process.poll() is None:
-            run.process.terminate()
-            try:
-                run.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                run.process.kill()
-        run.process = None
+        for process, _, _ in run.processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
     _runs.clear()

@@ -44,7 +44,7 @@ def _plt():
     import matplotlib.pyplot as plt
 
     plt.rcParams.update({"figure.dpi": 110, "font.size": 10, "axes.spines.top": False, "axes.spines.right": False,
-                         "svg.hashsalt": "tspec", "figure.max_open_warning": 0})
+                         "figure.max_open_warning": 0})
     return plt
 
 

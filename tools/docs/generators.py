@@ -352,7 +352,7 @@ def backends_table(ctx: Context) -> str:
              "|---|---|---|---|---|---|---|---|"]
     missing = []
     available = set(available_backends())
-    for name, (module, class_name, package, extra) in BUILTIN.items():
+    for name, (module, class_name, _package, extra) in BUILTIN.items():
         if name not in available:
             missing.append(f"`{name}` (install with `pip install 'transformer-spec[{extra}]'`)")
             continue
@@ -413,22 +413,30 @@ def _seconds_table(name: str, data: dict) -> str:
     return f"From `{name}` (machine: {where}):\n\n" + "\n".join(lines)
 
 
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (dict, list)):
-        return f"`{json.dumps(value)}`"
-    return str(value).replace("|", "\\|")
-
-
 # ---------------------------------------------------------------------------- conformance
 
 
 STATUS_MARK = {"passed": "✅", "failed": "❌", "error": "💥", "skipped": "–", "xfailed": "xfail", "xpassed": "xpass"}
 
 
+# Generators whose result is filled in only after every page has been rendered (by the post_page hook), so
+# that the build does other work while it waits for them: placeholder → a function returning Markdown.
+DEFERRED: dict[str, Callable[[], str]] = {}
+
+
+def deferred(name: str, make: Callable[[], str]) -> str:
+    placeholder = f'<div data-tspec-deferred="{name}"></div>'
+    DEFERRED[placeholder] = make
+    return placeholder
+
+
 @generator
 def conformance_matrix(ctx: Context) -> str:
+    """The matrix waits for the background conformance runs, the slowest part of a cold build: deferred."""
+    return deferred("conformance_matrix", _conformance_matrix)
+
+
+def _conformance_matrix() -> str:
     import spec
 
     from . import conformance_runs as runs
@@ -468,7 +476,7 @@ def conformance_matrix(ctx: Context) -> str:
             summary.append(f"* `{n}`: could not be checked here — {r.splitlines()[0]}")
     first = next(iter(done.values()))
     legend = ", ".join(f"{mark} {status_name}" for status_name, mark in STATUS_MARK.items())
-    command = f"python -m conformance --backend NAME --dtype {runs.DTYPE} --profile {runs.PROFILE} --seed {runs.SEED} --report NAME.json"
+    command = f'conformance.run("NAME", dtypes=("{runs.DTYPE}",), profile="{runs.PROFILE}", seed={runs.SEED})'
     return (f"Each installed built-in backend, checked while these docs were built with `{command}` "
             f"(profile `{first['profile']}`, dtype {', '.join(first['dtypes'])}, seed {first['seed']}):\n\n"
             + "\n".join(summary) + f"\n\nLegend: {legend}.\n\n" + "\n".join(lines))
@@ -579,17 +587,7 @@ def backend_agreement(ctx: Context, prompt: str, tokens: str = "40", seed: str =
             verdict = f"**no**: from token {first + 1} on"
         lines.append(f"| `{name}` | {', '.join(map(str, ids[:10]))}, ... | {verdict} |")
     agree = all(ids == reference for ids in runs.values())
-    summary = ("In this build they agree." if agree else
+    summary = ("in this build they agree." if agree else
                "**in this build they do not all agree** (the table shows where they part); it is recomputed on every build.")
     return (f'`load_model(backend=...).generate("{prompt}", max_new_tokens={tokens}, seed={seed})` on every '
             f"installed backend: {summary}\n\n" + "\n".join(lines))
-
-
-@generator
-def cli_commands(ctx: Context) -> str:
-    from tspec.cli import command_modules
-
-    lines = ["| command | what it does |", "|---|---|"]
-    for module in command_modules():
-        lines.append(f"| `tspec {module.NAME}` | {module.HELP} |")
-    return "\n".join(lines)

@@ -65,6 +65,18 @@ def _without_missing(nav, docs_dir: str):
     return kept
 
 
+def _results_section(docs_dir: str) -> dict | None:
+    """A nav section listing docs/results/*.md, the pages measurement scripts write (titled by their first heading)."""
+    folder = os.path.join(docs_dir, "results")
+    pages = sorted(name for name in os.listdir(folder) if name.endswith(".md")) if os.path.isdir(folder) else []
+    entries = []
+    for name in pages:
+        with open(os.path.join(folder, name), encoding="utf-8") as page:
+            first = page.readline().strip()
+        entries.append({first.lstrip("#").strip() if first.startswith("#") else name[:-3]: f"results/{name}"})
+    return {"Measured results": entries} if entries else None
+
+
 def on_config(config):
     global _started
     _put_root_first()
@@ -75,6 +87,11 @@ def on_config(config):
                               "build the docs from the checkout whose code they describe")
     if config.nav:
         config.nav = _without_missing(config.nav, config.docs_dir)
+        results = _results_section(config.docs_dir)
+        if results:  # before the API reference
+            titles = [next(iter(entry)) if isinstance(entry, dict) else entry for entry in config.nav]
+            at = titles.index("API reference") if "API reference" in titles else len(config.nav)
+            config.nav.insert(at, results)
     _started = time.perf_counter()
     timing.SECONDS.clear()
     try:
@@ -99,7 +116,7 @@ def on_files(files, config):
     for name in FIGURES:
         try:
             with timing.timed(f"figure {name}"):
-                data = cache.cached_bytes("figures", (name,), lambda: render_png(name))
+                data = cache.cached_bytes("figures", (name,), lambda name=name: render_png(name))
         except Exception as error:
             raise PluginError(f"figure {name!r} (tools/docs/figures.py) failed: {type(error).__name__}: {error}") from error
         if data:
@@ -114,6 +131,24 @@ def on_page_markdown(markdown, page, config, files):
             return render_page(markdown, page.file.src_uri)
     except Exception as error:
         raise PluginError(f"{type(error).__name__}: {error}") from error
+
+
+def on_post_page(output, page, config):
+    """Fill in the deferred generators (see tools.docs.generators.DEFERRED) now that every page is rendered."""
+    import markdown
+
+    from tools.docs.generators import DEFERRED
+
+    for placeholder, make in DEFERRED.items():
+        if placeholder in output:
+            try:
+                with timing.timed(f"deferred {placeholder}"):
+                    text = make()
+            except Exception as error:
+                raise PluginError(f"docs/{page.file.src_uri}: {placeholder} failed: {type(error).__name__}: {error}") from error
+            html = markdown.Markdown(extensions=config.markdown_extensions, extension_configs=config.mdx_configs).convert(text)
+            output = output.replace(placeholder, html)
+    return output
 
 
 def on_build_error(error):

@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 
 from . import cache
-from .blocks import (VERIFIED_ELSEWHERE, Block, BlockError, commands, find_blocks, requirement_missing, run_command, run_python,
-                     write_file)
+from .blocks import Block, BlockError, commands, exempt, find_blocks, requirement_missing, run_command, run_python, write_file
 from .generators import GENERATORS, Context
 from .timing import timed
 
@@ -133,7 +132,7 @@ def render_blocks(text: str, blocks: list[Block], outputs: dict[int, dict]) -> s
 
 
 def render_page(markdown: str, src_uri: str) -> str:
-    if src_uri in VERIFIED_ELSEWHERE:  # its blocks are that test's business; directives still work
+    if exempt(src_uri):  # its blocks are checked by a test of its own, or it is a script's output; directives still work
         return expand_directives(markdown, Context(src_uri))
     blocks = find_blocks(markdown, src_uri)
     needs_run = any(b.executes_at_build for b in blocks)

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .blocks import VERIFIED_ELSEWHERE, Block, find_blocks
+from .blocks import Block, exempt, find_blocks
 from .paths import DOCS, ROOT
 
 
@@ -37,8 +37,8 @@ def built_site() -> Build:
 
 
 def pages() -> list[Path]:
-    """The pages whose blocks the docs' own rules govern (not those verified by a test of their own)."""
-    return sorted(p for p in DOCS.rglob("*.md") if p.relative_to(DOCS).as_posix() not in VERIFIED_ELSEWHERE)
+    """The pages whose blocks the docs' own rules govern (see :func:`tools.docs.blocks.exempt`)."""
+    return sorted(p for p in DOCS.rglob("*.md") if not exempt(p.relative_to(DOCS).as_posix()))
 
 
 def page_blocks() -> list[tuple[Block, list[Block]]]:
