@@ -193,7 +193,7 @@ def apple_in_context(context: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, 
     return x[-1], weights[-1], out[-1]
 
 
-DEFAULT_MODEL_SENTENCE = "Once upon a time, the bear ate the honey because it was hungry."
+DEFAULT_MODEL_SENTENCE = "What is the capital of Nigeria? The capital of Nigeria is Abuja."  # every word one token of the default model
 
 
 # GPT-2 small (Radford et al. 2019): the configuration, as a ModelConfig.
