@@ -130,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
 
     preset = get_preset(args.preset)
     model_config = replace(preset.model, vocab_size=preset.tokenizer_vocab)
+    if preset.name == "default":  # the shipped model's exact shape (its tokenizer stopped short of the requested vocabulary)
+        try:
+            from tspec.checkpoint import default_checkpoint_path, read_config_document
+
+            shipped = read_config_document(default_checkpoint_path() / "config.json")["model"]
+            model_config = replace(model_config, vocab_size=int(shipped["vocab_size"]))
+        except Exception:  # no shipped model: the preset's requested size
+            pass
     train = preset.pretrain
     batch_size = args.batch_size or train.batch_size
     length = train.context_length
@@ -147,35 +155,41 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {model_config.d_model}x{model_config.n_layers} layers, V={model_config.vocab_size}, "
           f"{sum(p.size for p in params.values()):,} parameters; batch {batch_size} x {length} = {tokens} tokens/step", file=sys.stderr)
     print(f"{'engine':<18}{'tokens/s':>12}{'ms/step':>10}{'first steps s':>15}")
+    # Build and warm up every engine (compilation happens here), then time them in interleaved rounds — one
+    # step of each engine per round — so a change in the machine's load (it may be shared) hits all alike.
+    ready, failed = [], {}
     for name, made, problem in _engines(names):
         if problem:
-            rows.append({"engine": name, "error": problem})
-            print(f"{name:<18}{'—':>12}{'—':>10}{'—':>15}  ({problem})")
+            failed[name] = problem
             continue
         backend, make = made
         started = time.perf_counter()
         try:
             engine = make(backend, model_config, train.optimizer, params)
-            step = 1
-            for _ in range(args.warmup):
+            for step in range(1, args.warmup + 1):
                 engine.step(*batches[step % len(batches)], step)
-                step += 1
-            first = time.perf_counter() - started
-            samples = []
-            for _ in range(args.steps):
-                start = time.perf_counter()
-                engine.step(*batches[step % len(batches)], step)
-                samples.append(time.perf_counter() - start)
-                step += 1
         except Exception as error:  # a broken engine is a result, not a crash of the whole benchmark
-            rows.append({"engine": name, "error": f"{type(error).__name__}: {error}"})
-            print(f"{name:<18}{'—':>12}{'—':>10}{'—':>15}  ({type(error).__name__}: {error})")
+            failed[name] = f"{type(error).__name__}: {error}"
             continue
-        median = statistics.median(samples)
+        ready.append((name, engine, time.perf_counter() - started))
+    samples = {name: [] for name, _, _ in ready}
+    for round_ in range(args.steps):
+        step = args.warmup + 1 + round_
+        for name, engine, _ in ready:
+            start = time.perf_counter()
+            engine.step(*batches[step % len(batches)], step)
+            samples[name].append(time.perf_counter() - start)
+    first_steps = {name: first for name, _, first in ready}
+    for name in names:
+        if name in failed:
+            rows.append({"engine": name, "error": failed[name]})
+            print(f"{name:<18}{'—':>12}{'—':>10}{'—':>15}  ({failed[name]})")
+            continue
+        median = statistics.median(samples[name])
         row = {"engine": name, "tokens_per_second": tokens / median, "ms_per_step": 1000 * median,
-               "first_steps_s": first, "warmup_steps": args.warmup, "timed_steps": args.steps}
+               "first_steps_s": first_steps[name], "warmup_steps": args.warmup, "timed_steps": args.steps}
         rows.append(row)
-        print(f"{name:<18}{row['tokens_per_second']:>12,.0f}{row['ms_per_step']:>10.1f}{first:>15.1f}")
+        print(f"{name:<18}{row['tokens_per_second']:>12,.0f}{row['ms_per_step']:>10.1f}{row['first_steps_s']:>15.1f}")
     optimizer_rows = bench_optimizer(model_config, train.optimizer)
     print(f"\n{'optimizer update':<30}{'backend':<8}{'ms':>8}")
     for row in optimizer_rows:
@@ -213,7 +227,8 @@ def render_markdown(rows, optimizer_rows, model_config, batch_size, length, thre
         f"Measured by `{command}` on {m['cpus']} CPUs ({m['machine']}, Python {m['python']}), {m['when']}; "
         f"torch threads: {threads}. Model: width {model_config.d_model}, {model_config.n_layers} layers, "
         f"vocabulary {model_config.vocab_size}; batch {batch_size} x {length} tokens. "
-        "Median of the timed steps, after untimed warm-up steps (compilation happens there: *first steps*).",
+        "Median over interleaved rounds (one step of each engine per round), after untimed warm-up steps "
+        "(compilation happens there: *first steps*).",
         "",
         "| engine | tokens/s | ms/step | first steps (s) |",
         "|---|---:|---:|---:|",

@@ -72,6 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dtype", default="float16", choices=("float16", "float32"),
                         help="storage dtype of the shipped weights (computed in float32 either way); evaluated as stored")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--render-only", action="store_true",
+                        help="only rewrite the .md results page from the existing .json (no training)")
     return parser.parse_args(argv)
 
 
@@ -106,6 +108,11 @@ def main(argv=None) -> int:
     is_default = preset.name == "default"
     out = Path(args.out) if args.out else (ROOT / "tspec/assets/default_model" if is_default else Path(args.work_dir) / "model")
     results_stem = Path(args.results) if args.results else (ROOT / "docs/results/default_model" if is_default else Path(args.work_dir) / "results")
+    if args.render_only:
+        results = json.loads(Path(str(results_stem) + ".json").read_text(encoding="utf-8"))
+        Path(str(results_stem) + ".md").write_text(render_markdown(results), encoding="utf-8")
+        print(render_markdown(results))
+        return 0
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     if args.threads:
@@ -285,7 +292,10 @@ def render_markdown(results: dict) -> str:
         f"{r['training']['pretrain']['steps']} steps in {r['training']['pretrain']['seconds']:.0f} s",
         f"- fine-tuned on {r['data']['finetune_examples']} examples (+ {r['data']['replay_rows']} windows of pretraining "
         f"text per batch): {r['training']['finetune']['steps']} steps in {r['training']['finetune']['seconds']:.0f} s",
-        f"- backend {r['machine']['backend']} on {r['machine']['cpus']} CPUs; whole build {r['seconds']['total']:.0f} s",
+        f"- backend {r['machine']['backend']}"
+        + (f" ({r['machine']['torch_threads']} thread{'s' if r['machine']['torch_threads'] != 1 else ''})" if r['machine']['torch_threads'] else "")
+        + f" on {r['machine']['cpus']} CPUs "
+        f"(a machine shared with other jobs); whole build {r['seconds']['total']:.0f} s",
         "",
         f"## Does it answer? Capital questions about the {r['data']['held_out_countries']} held-out countries",
         "",
