@@ -382,22 +382,45 @@ def kernels_table(ctx: Context) -> str:
 
 @generator
 def benchmarks_table(ctx: Context) -> str:
+    """Every benchmark result file in benchmarks/results/, as tables: operations × backends, or its list of records."""
     folder = ROOT / "benchmarks" / "results"
     files = sorted(folder.glob("*.json")) if folder.exists() else []
-    tables, others = [], []
+    parts = []
     for path in files:
         data = json.loads(path.read_text())
         name = path.relative_to(ROOT).as_posix()
         if isinstance(data, dict) and isinstance(data.get("seconds"), dict):
-            tables.append(_seconds_table(name, data))
-        else:
-            others.append(f"`{name}`")
-    if not tables:
-        return ('!!! note "No timing results yet"\n    There is no timing file (JSON with a `seconds` table) in '
-                "`benchmarks/results/` in this build, so there is no speed table. It is generated from those files as "
-                "soon as they exist.")
-    note = f"\n\nOther result files there, not timing tables: {', '.join(others)}." if others else ""
-    return "\n\n".join(tables) + note
+            parts.append(_seconds_table(name, data))
+        elif isinstance(data, dict):
+            table = _records_table(name, data)
+            if table:
+                parts.append(table)
+    if not parts:
+        return ('!!! note "No benchmark results yet"\n    There is no result file in `benchmarks/results/` in this build, '
+                "so there is nothing to show here. The tables are generated from those JSON files as soon as they exist.")
+    return "\n\n".join(parts)
+
+
+def _value(value) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _records_table(name: str, data: dict) -> str | None:
+    """The first list of records in a result file (``results``, ``summary``, ``engines``, ...) as a table of its scalar fields."""
+    key, records = next(((k, v) for k, v in data.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)),
+                        (None, None))
+    if records is None:
+        return None
+    columns = [c for c in dict.fromkeys(k for r in records for k in r)
+               if all(isinstance(r.get(c), (str, int, float, bool, type(None))) for r in records)]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in records:
+        lines.append("| " + " | ".join(_cell(_value(r.get(c))) for c in columns) + " |")
+    machine = data.get("machine")
+    where = ", ".join(f"{k} {v}" for k, v in machine.items()) if isinstance(machine, dict) else "not recorded"
+    return f"#### `{Path(name).name}`\n\n`{key}` of `{name}` (machine: {where}):\n\n" + "\n".join(lines)
 
 
 def _seconds_table(name: str, data: dict) -> str:
@@ -410,7 +433,7 @@ def _seconds_table(name: str, data: dict) -> str:
         lines.append(f"| {operation} | " + " | ".join(cells) + " |")
     machine = data.get("machine")
     where = ", ".join(f"{k} {v}" for k, v in machine.items()) if isinstance(machine, dict) else "not recorded"
-    return f"From `{name}` (machine: {where}):\n\n" + "\n".join(lines)
+    return f"#### `{Path(name).name}`\n\nSeconds per call from `{name}` (machine: {where}), in milliseconds:\n\n" + "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- conformance
