@@ -62,6 +62,7 @@ from spec.errors import ConfigError, DTypeError, OutOfRangeError, ShapeError
 from spec.validate import fmt_shape
 
 from ..base import Backend, KVCache
+from ..numpy import NumpyBackend
 
 __all__ = ["JaxBackend", "StaticKVCache", "TRACE_COUNTS", "enable_persistent_cache"]
 
@@ -88,6 +89,10 @@ def enable_persistent_cache(directory: str | None = None) -> str | None:
 
 
 enable_persistent_cache()
+
+
+# The float64 sampler used when JAX runs without 64-bit mode (see JaxBackend._sample).
+_HOST_SAMPLER = NumpyBackend()
 
 
 def _x64_enabled() -> bool:
@@ -726,15 +731,18 @@ class JaxBackend(Backend):
         return self._fn["cross_entropy"](logits, targets, ignore_index=ignore)
 
     def _sample(self, logits, u, temperature, top_k, top_p):
-        """spec/sampling.py, step for step like the NumPy reference.
+        """spec/sampling.py, step for step like the NumPy reference, in float64.
 
-        The reference compares float32 probabilities with the float64 ``u`` and
-        ``top_p``; here the comparison runs in the probabilities' dtype, so u is
-        rounded *down* and top_p *up* to it first, which gives exactly the same
-        answers (no float lies strictly between a float and its rounding).
+        In 64-bit mode on the device; the comparison runs in the probabilities'
+        dtype, so u is rounded *down* and top_p *up* to it first, which gives
+        exactly the reference's answers. Without 64-bit mode, on the host.
         """
         if temperature == 0:
             return int(self._fn["argmax"](logits))
+        if not _x64_enabled():
+            # The spec decides sampling in float64, which JAX computes only in 64-bit mode: one row of V
+            # logits is cheap to copy, so the host takes it with the NumPy reference's exact steps.
+            return _HOST_SAMPLER._sample(np.asarray(logits), u, temperature, top_k, top_p)
         V = logits.shape[0]
         compute = np.dtype(_compute_dtype(logits.dtype))
         u_floor = _round_toward(u, compute, -np.inf)
