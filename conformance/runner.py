@@ -115,6 +115,18 @@ def check_signature(backend: Backend) -> list[str]:
     return missing_kernels(backend)
 
 
+
+def _checked_profile(profile: str | None) -> str:
+    profile = profile or default_profile()
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    return profile
+
+
+def _seed_or_random(seed: int | None) -> int:
+    """The given seed, or a fresh one (printed in the report, so any failure can be rerun)."""
+    return int.from_bytes(os.urandom(4), "little") if seed is None else seed
+
 def run(
     backend: str | Backend | type[Backend] = "numpy",
     dtypes: tuple[str, ...] = ("float32",),
@@ -126,9 +138,7 @@ def run(
     progress: Any = None,
 ) -> Report:
     """Run every selected check against ``backend`` and return the report."""
-    profile = profile or default_profile()
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    profile = _checked_profile(profile)
     backend_spec = backend if isinstance(backend, str) else _spec_of(backend)
     instance = load_backend(backend)
     missing = check_signature(instance)
@@ -137,7 +147,7 @@ def run(
             f"backend {instance.name!r} ({type(instance).__name__}) is missing kernels: {', '.join(missing)}; "
             "implement them (see backends.base.KERNELS) before running the suite"
         )
-    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+    seed = _seed_or_random(seed)
     checks = load_all_checks()
     report = Report(backend=backend_spec, backend_class=f"{type(instance).__module__}.{type(instance).__qualname__}",
                     dtypes=tuple(dtypes), profile=profile, seed=seed)
@@ -368,16 +378,14 @@ def run_tokenizer(
     declares (``byte_level``, ``normalize``, ``save``/``load``); the others are skipped
     with the reason.
     """
-    profile = profile or default_profile()
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
+    profile = _checked_profile(profile)
     missing = missing_tokenizer_members(tokenizer)
     if missing:
         raise NotImplementedError(
             f"tokenizer {tokenizer_spec!r} ({type(tokenizer).__name__}) lacks {', '.join(missing)}; "
             "implement the interface of spec/tokenizer.py before running the suite"
         )
-    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
+    seed = _seed_or_random(seed)
     checks = load_all_checks(TOKENIZER)
     report = Report(backend=tokenizer_spec, backend_class=f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}",
                     dtypes=(), profile=profile, seed=seed, subject=TOKENIZER)
