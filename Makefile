@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROMPT ?= Once upon a time
 
-.PHONY: setup system-deps demo test conformance docs serve-docs bench clean
+.PHONY: setup system-deps demo test lint format conformance docs serve-docs bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,8 +24,17 @@ system-deps:
 demo: setup
 	$(BIN)/tspec generate "$(PROMPT)" --max-new-tokens 60 --seed 0
 
-test: setup system-deps
+test: setup system-deps lint
 	$(BIN)/python -m pytest
+
+# ruff: the linter and the formatter's check (configuration in pyproject.toml)
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 conformance: setup
 	$(BIN)/tspec conformance --backend all --dtype float32

@@ -14,7 +14,7 @@ import os
 from importlib.metadata import entry_points
 from typing import Any
 
-from spec.errors import SpecError
+from transformer_spec.spec.errors import SpecError
 
 from .base import KERNELS, Backend, KVCache, missing_kernels
 
@@ -22,9 +22,9 @@ ENTRY_POINT_GROUP = "transformer_spec.backends"
 
 # Built-in backends: name -> (module, class, the package it needs, the extra that installs it)
 BUILTIN = {
-    "numpy": ("backends.numpy", "NumpyBackend", "numpy", None),
-    "torch": ("backends.torch", "TorchBackend", "torch", "torch"),
-    "jax": ("backends.jax", "JaxBackend", "jax", "jax"),
+    "numpy": ("transformer_spec.backends.numpy", "NumpyBackend", "numpy", None),
+    "torch": ("transformer_spec.backends.torch", "TorchBackend", "torch", "torch"),
+    "jax": ("transformer_spec.backends.jax", "JaxBackend", "jax", "jax"),
 }
 
 
@@ -43,7 +43,7 @@ def known_backend_names() -> list[str]:
     return list(BUILTIN) + [ep.name for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTIN]
 
 
-def load_backend(spec: "str | Backend | type[Backend] | None" = None) -> Backend:
+def load_backend(spec: str | Backend | type[Backend] | None = None) -> Backend:
     """Return a backend instance from a name, ``module:attr``, class, or instance."""
     if spec is None:
         spec = os.environ.get("TSPEC_BACKEND", "numpy")
@@ -65,16 +65,22 @@ def load_backend(spec: "str | Backend | type[Backend] | None" = None) -> Backend
             try:
                 target = ep.load()
             except Exception as error:  # an entry point that fails to import is the plugin's bug: say so plainly
-                raise BackendError(f"backend {name!r} (entry point {ep.value}) failed to import: {type(error).__name__}: {error}") from error
+                raise BackendError(
+                    f"backend {name!r} (entry point {ep.value}) failed to import: {type(error).__name__}: {error}"
+                ) from error
             return _from_target(target, spec)
     if ":" in spec:
         module_name, attribute = name, option
         try:
             module = importlib.import_module(module_name)
         except ImportError as error:
-            raise BackendError(f"backend {spec!r}: cannot import module {module_name!r} ({error}); expected 'module:attribute' naming an importable module") from error
+            raise BackendError(
+                f"backend {spec!r}: cannot import module {module_name!r} ({error}); expected 'module:attribute' naming an importable module"
+            ) from error
         except Exception as error:
-            raise BackendError(f"backend {spec!r}: importing module {module_name!r} raised {type(error).__name__}: {error}") from error
+            raise BackendError(
+                f"backend {spec!r}: importing module {module_name!r} raised {type(error).__name__}: {error}"
+            ) from error
         if not hasattr(module, attribute):
             raise BackendError(f"backend {spec!r}: module {module_name!r} has no attribute {attribute!r}")
         return _from_target(getattr(module, attribute), spec)
@@ -89,18 +95,22 @@ def _from_target(target: Any, spec: str) -> Backend:
         return target
     if isinstance(target, type) and issubclass(target, Backend):
         return _instantiate(target, spec)
-    raise BackendError(f"backend {spec!r} is a {type(target).__name__}, expected a subclass or instance of backends.base.Backend")
+    raise BackendError(
+        f"backend {spec!r} is a {type(target).__name__}, expected a subclass or instance of transformer_spec.backends.base.Backend"
+    )
 
 
 def _instantiate(cls: type, spec: str, **kwargs: Any) -> Backend:
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise BackendError(f"backend {spec!r} is {cls!r}, expected a subclass of backends.base.Backend")
+        raise BackendError(f"backend {spec!r} is {cls!r}, expected a subclass of transformer_spec.backends.base.Backend")
     try:
         return cls(**kwargs)
     except SpecError:
         raise
     except Exception as error:
-        raise BackendError(f"backend {spec!r}: constructing {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed: {type(error).__name__}: {error}") from error
+        raise BackendError(
+            f"backend {spec!r}: constructing {cls.__name__}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed: {type(error).__name__}: {error}"
+        ) from error
 
 
 __all__ = ["Backend", "BackendError", "KERNELS", "KVCache", "available_backends", "load_backend", "missing_kernels"]

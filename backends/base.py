@@ -19,16 +19,17 @@ library's arrays (``asarray`` converts them first).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from spec import validate as V
-from spec.config import ModelConfig
-from spec.dtypes import ALL_DTYPES, FLOAT_DTYPES
-from spec.errors import ConfigError, DTypeError, NotFiniteError, OutOfRangeError, ShapeError
-from spec.model import check_parameters
+from transformer_spec.spec import validate as V
+from transformer_spec.spec.config import ModelConfig
+from transformer_spec.spec.dtypes import ALL_DTYPES, FLOAT_DTYPES
+from transformer_spec.spec.errors import ConfigError, DTypeError, NotFiniteError, OutOfRangeError, ShapeError
+from transformer_spec.spec.model import check_parameters
 
 # The kernels every backend implements, with the primitive each one serves.
 KERNELS: dict[str, str] = {
@@ -55,7 +56,7 @@ KERNELS: dict[str, str] = {
 }
 
 
-def missing_kernels(backend: "Backend | type[Backend]") -> list[str]:
+def missing_kernels(backend: Backend | type[Backend]) -> list[str]:
     """Kernels that ``backend`` does not implement (still the base class's placeholder)."""
     cls = backend if isinstance(backend, type) else type(backend)
     return [name for name in KERNELS if getattr(cls, name, None) is getattr(Backend, name)]
@@ -155,11 +156,11 @@ class Backend:
 
     # ------------------------------------------------------------------ primitives
     def softmax(self, x: Any, axis: int = -1) -> Any:
-        """See :mod:`spec.softmax`."""
+        """See :mod:`transformer_spec.spec.softmax`."""
         return self._softmax(x, self._check_softmax("softmax", x, axis))
 
     def log_softmax(self, x: Any, axis: int = -1) -> Any:
-        """See :mod:`spec.softmax`."""
+        """See :mod:`transformer_spec.spec.softmax`."""
         return self._log_softmax(x, self._check_softmax("log_softmax", x, axis))
 
     def _check_softmax(self, fn: str, x: Any, axis: int) -> int:
@@ -171,30 +172,32 @@ class Backend:
         return axis
 
     def relu(self, x: Any) -> Any:
-        """See :mod:`spec.activations`."""
+        """See :mod:`transformer_spec.spec.activations`."""
         self._float("relu", "x", x)
         return self._relu(x)
 
     def gelu(self, x: Any, approximate: bool) -> Any:
-        """See :mod:`spec.activations`. ``approximate=True`` is the tanh form (GPT-2)."""
+        """See :mod:`transformer_spec.spec.activations`. ``approximate=True`` is the tanh form (GPT-2)."""
         self._float("gelu", "x", x)
         if not isinstance(approximate, bool):
             raise ConfigError(f"gelu: approximate = {approximate!r}, expected True (tanh form) or False (exact erf form)")
         return self._gelu(x, approximate)
 
     def silu(self, x: Any) -> Any:
-        """See :mod:`spec.activations`."""
+        """See :mod:`transformer_spec.spec.activations`."""
         self._float("silu", "x", x)
         return self._silu(x)
 
     def linear(self, x: Any, w: Any, b: Any = None) -> Any:
-        """``x @ w + b`` with ``w`` shaped (Din, Dout). See :mod:`spec.linear`."""
+        """``x @ w + b`` with ``w`` shaped (Din, Dout). See :mod:`transformer_spec.spec.linear`."""
         dtypes = {"x": self._float("linear", "x", x), "w": self._float("linear", "w", w)}
         xs, ws = tuple(x.shape), tuple(w.shape)
         V.check_rank("linear", "x", xs, 1, "(..., Din)")
         V.check_exact_rank("linear", "w", ws, 2, "(Din, Dout)")
         if xs[-1] != ws[0]:
-            raise ShapeError(f"linear: argument 'x' has shape {V.fmt_shape(xs)} but 'w' has shape {V.fmt_shape(ws)}; expected x.shape[-1] == w.shape[0] (Din)")
+            raise ShapeError(
+                f"linear: argument 'x' has shape {V.fmt_shape(xs)} but 'w' has shape {V.fmt_shape(ws)}; expected x.shape[-1] == w.shape[0] (Din)"
+            )
         if b is not None:
             dtypes["b"] = self._float("linear", "b", b)
             V.check_shape("linear", "b", tuple(b.shape), (ws[1],), "(Dout,)")
@@ -202,12 +205,12 @@ class Backend:
         return self._linear(x, w, b)
 
     def layer_norm(self, x: Any, w: Any, b: Any = None, eps: float = 1e-5) -> Any:
-        """See :mod:`spec.normalization`. ``b=None`` means no shift."""
+        """See :mod:`transformer_spec.spec.normalization`. ``b=None`` means no shift."""
         self._check_norm("layer_norm", x, {"w": w, "b": b}, eps)
         return self._layer_norm(x, w, b, float(eps))
 
     def rms_norm(self, x: Any, w: Any, eps: float = 1e-6) -> Any:
-        """See :mod:`spec.normalization`."""
+        """See :mod:`transformer_spec.spec.normalization`."""
         self._check_norm("rms_norm", x, {"w": w}, eps)
         return self._rms_norm(x, w, float(eps))
 
@@ -225,7 +228,7 @@ class Backend:
             raise ConfigError(f"{fn}: eps = {eps!r}, expected a number >= 0")
 
     def embedding(self, table: Any, ids: Any) -> Any:
-        """Rows ``table[ids]``; ids outside [0, V) are an error. See :mod:`spec.embedding`."""
+        """Rows ``table[ids]``; ids outside [0, V) are an error. See :mod:`transformer_spec.spec.embedding`."""
         self._float("embedding", "table", table)
         self._int("embedding", "ids", ids)
         V.check_exact_rank("embedding", "table", tuple(table.shape), 2, "(V, D)")
@@ -233,7 +236,7 @@ class Backend:
         return self._embedding(table, ids)
 
     def sinusoidal_encoding(self, length: int, dim: int, base: float = 10000.0, offset: int = 0, dtype: str = "float32") -> Any:
-        """The (length, dim) sinusoidal table starting at position ``offset``. See :mod:`spec.positional`."""
+        """The (length, dim) sinusoidal table starting at position ``offset``. See :mod:`transformer_spec.spec.positional`."""
         V.check_positive_int("sinusoidal_encoding", "length", length)
         V.check_positive_int("sinusoidal_encoding", "dim", dim)
         V.check_even("sinusoidal_encoding", "dim", dim, "positions are encoded in (sin, cos) pairs")
@@ -244,7 +247,7 @@ class Backend:
         return self._sinusoidal_encoding(length, dim, float(base), offset, dtype)
 
     def learned_positions(self, table: Any, length: int, offset: int = 0) -> Any:
-        """Rows ``offset .. offset+length-1`` of a learned position table. See :mod:`spec.positional`."""
+        """Rows ``offset .. offset+length-1`` of a learned position table. See :mod:`transformer_spec.spec.positional`."""
         self._float("learned_positions", "table", table)
         V.check_exact_rank("learned_positions", "table", tuple(table.shape), 2, "(C, D)")
         V.check_positive_int("learned_positions", "length", length)
@@ -254,10 +257,10 @@ class Backend:
                 f"learned_positions: positions {offset}..{offset + length - 1} do not fit a table of {table.shape[0]} "
                 f"positions; expected offset + length <= {table.shape[0]} (the context length)"
             )
-        return table[offset: offset + length, ...]  # the trailing ... is the Array API spelling of 'all other axes'
+        return table[offset : offset + length, ...]  # the trailing ... is the Array API spelling of 'all other axes'
 
     def rotary(self, x: Any, positions: Any, base: float = 10000.0) -> Any:
-        """Rotate pairs (i, i + Dh/2) by position × frequency. See :mod:`spec.positional`."""
+        """Rotate pairs (i, i + Dh/2) by position × frequency. See :mod:`transformer_spec.spec.positional`."""
         self._float("rotary", "x", x)
         self._int("rotary", "positions", positions)
         xs = tuple(x.shape)
@@ -268,9 +271,17 @@ class Backend:
         self._check_ids_in_range("rotary", "positions", positions, 2**62)
         return self._rotary(x, positions, float(base))
 
-    def attention(self, q: Any, k: Any, v: Any, mask: Any = None, causal: bool = False, scale: float | None = None,
-                  need_weights: bool = True) -> tuple[Any, Any]:
-        """``softmax(q kᵀ scale + mask) v`` → (out, weights). See :mod:`spec.attention`.
+    def attention(
+        self,
+        q: Any,
+        k: Any,
+        v: Any,
+        mask: Any = None,
+        causal: bool = False,
+        scale: float | None = None,
+        need_weights: bool = True,
+    ) -> tuple[Any, Any]:
+        """``softmax(q kᵀ scale + mask) v`` → (out, weights). See :mod:`transformer_spec.spec.attention`.
 
         ``need_weights=False`` returns ``(out, None)`` through the backend's fast path (the one composites use).
         """
@@ -281,23 +292,33 @@ class Backend:
         for name, s, expect in (("q", qs, "(..., L, Dh)"), ("k", ks, "(..., S, Dh)"), ("v", vs, "(..., S, Dv)")):
             V.check_rank(fn, name, s, 2, expect)
         if not (qs[:-2] == ks[:-2] == vs[:-2]):
-            raise ShapeError(f"attention: leading axes differ: q {V.fmt_shape(qs)}, k {V.fmt_shape(ks)}, v {V.fmt_shape(vs)}; expected identical batch axes (no broadcasting)")
+            raise ShapeError(
+                f"attention: leading axes differ: q {V.fmt_shape(qs)}, k {V.fmt_shape(ks)}, v {V.fmt_shape(vs)}; expected identical batch axes (no broadcasting)"
+            )
         if ks[-1] != qs[-1]:
-            raise ShapeError(f"attention: argument 'k' has shape {V.fmt_shape(ks)}, expected last axis Dh = {qs[-1]} like q {V.fmt_shape(qs)}")
+            raise ShapeError(
+                f"attention: argument 'k' has shape {V.fmt_shape(ks)}, expected last axis Dh = {qs[-1]} like q {V.fmt_shape(qs)}"
+            )
         if vs[-2] != ks[-2]:
-            raise ShapeError(f"attention: argument 'v' has shape {V.fmt_shape(vs)}, expected S = {ks[-2]} positions like k {V.fmt_shape(ks)}")
+            raise ShapeError(
+                f"attention: argument 'v' has shape {V.fmt_shape(vs)}, expected S = {ks[-2]} positions like k {V.fmt_shape(ks)}"
+            )
         L, S = qs[-2], ks[-2]
         V.check_nonempty(fn, "q", qs, -2, "query (L)")
         V.check_nonempty(fn, "k", ks, -2, "key (S)")
         if not isinstance(causal, bool):
             raise ConfigError(f"attention: causal = {causal!r}, expected True or False")
         if causal and L > S:
-            raise ShapeError(f"attention: causal with L = {L} queries but only S = {S} keys; expected L <= S (queries are the last L positions)")
+            raise ShapeError(
+                f"attention: causal with L = {L} queries but only S = {S} keys; expected L <= S (queries are the last L positions)"
+            )
         if mask is not None:
             V.check_bool(fn, "mask", self._dtype_of(self._native(fn, "mask", mask)))
             ms = tuple(mask.shape)
             if ms not in ((L, S), qs[:-2] + (L, S)):
-                raise ShapeError(f"attention: argument 'mask' has shape {V.fmt_shape(ms)}, expected (L, S) = {V.fmt_shape((L, S))} or {V.fmt_shape(qs[:-2] + (L, S))}")
+                raise ShapeError(
+                    f"attention: argument 'mask' has shape {V.fmt_shape(ms)}, expected (L, S) = {V.fmt_shape((L, S))} or {V.fmt_shape(qs[:-2] + (L, S))}"
+                )
         if scale is None:
             scale = 1.0 / math.sqrt(qs[-1])
         else:
@@ -305,7 +326,7 @@ class Backend:
         return self._attention(q, k, v, mask, causal, scale, bool(need_weights))
 
     def cross_entropy(self, logits: Any, targets: Any, ignore_index: int = -100) -> Any:
-        """Mean of -log softmax(logits)[target] over non-ignored targets. See :mod:`spec.loss`."""
+        """Mean of -log softmax(logits)[target] over non-ignored targets. See :mod:`transformer_spec.spec.loss`."""
         fn = "cross_entropy"
         self._float(fn, "logits", logits)
         self._int(fn, "targets", targets)
@@ -317,8 +338,10 @@ class Backend:
         self._check_ids_in_range(fn, "targets", targets, ls[-1], allowed=ignore_index)
         return self._cross_entropy(logits, targets, ignore_index)
 
-    def sample(self, logits: Any, u: float, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None) -> int:
-        """Pick one token id from (V,) logits with the uniform number ``u``. See :mod:`spec.sampling`."""
+    def sample(
+        self, logits: Any, u: float, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None
+    ) -> int:
+        """Pick one token id from (V,) logits with the uniform number ``u``. See :mod:`transformer_spec.spec.sampling`."""
         fn = "sample"
         check_sampling_options(temperature, top_k, top_p)
         if isinstance(u, bool) or not isinstance(u, (int, float, np.floating)) or not 0.0 <= float(u) < 1.0:
@@ -327,24 +350,40 @@ class Backend:
         V.check_exact_rank(fn, "logits", tuple(logits.shape), 1, "(V,)")
         V.check_nonempty(fn, "logits", tuple(logits.shape), 0, "vocabulary")
         if np.isnan(self._to_numpy(logits)).any():
-            raise NotFiniteError("sample: argument 'logits' contains NaN; expected finite scores (check the model's weights and inputs)")
+            raise NotFiniteError(
+                "sample: argument 'logits' contains NaN; expected finite scores (check the model's weights and inputs)"
+            )
         return int(self._sample(logits, float(u), float(temperature), top_k, None if top_p is None else float(top_p)))
 
     # ------------------------------------------------------------------ composites
-    def multihead_attention(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str = "blocks.0.attn.",
-                            past: tuple[Any, Any] | None = None, positions: Any = None) -> tuple[Any, tuple[Any, Any]]:
-        """Causal multi-head self-attention → (out (B, L, D), (keys, values) (B, H, S, Dh)). See :mod:`spec.multihead_attention`."""
+    def multihead_attention(
+        self,
+        params: dict[str, Any],
+        config: ModelConfig,
+        x: Any,
+        prefix: str = "blocks.0.attn.",
+        past: tuple[Any, Any] | None = None,
+        positions: Any = None,
+    ) -> tuple[Any, tuple[Any, Any]]:
+        """Causal multi-head self-attention → (out (B, L, D), (keys, values) (B, H, S, Dh)). See :mod:`transformer_spec.spec.multihead_attention`."""
         self._check_stream("multihead_attention", x, config)
         return self._multihead_attention(params, config, x, prefix, past, self._positions_after(past, x, positions))
 
     def feed_forward(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str = "blocks.0.mlp.") -> Any:
-        """Position-wise FFN → (B, L, D). See :mod:`spec.feedforward`."""
+        """Position-wise FFN → (B, L, D). See :mod:`transformer_spec.spec.feedforward`."""
         self._check_stream("feed_forward", x, config)
         return self._feed_forward(params, config, x, prefix)
 
-    def block(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str = "blocks.0.",
-              past: tuple[Any, Any] | None = None, positions: Any = None) -> tuple[Any, tuple[Any, Any]]:
-        """Pre-norm residual block → (out (B, L, D), (keys, values)). See :mod:`spec.block`."""
+    def block(
+        self,
+        params: dict[str, Any],
+        config: ModelConfig,
+        x: Any,
+        prefix: str = "blocks.0.",
+        past: tuple[Any, Any] | None = None,
+        positions: Any = None,
+    ) -> tuple[Any, tuple[Any, Any]]:
+        """Pre-norm residual block → (out (B, L, D), (keys, values)). See :mod:`transformer_spec.spec.block`."""
         self._check_stream("block", x, config)
         return self._block(params, config, x, prefix, past, self._positions_after(past, x, positions))
 
@@ -360,8 +399,10 @@ class Backend:
         V.check_positive_int("init_cache", "batch_size", batch_size)
         return KVCache(keys=[None] * config.n_layers, values=[None] * config.n_layers, length=0)
 
-    def model_forward(self, params: dict[str, Any], config: ModelConfig, ids: Any, cache: KVCache | None = None) -> tuple[Any, KVCache]:
-        """Token ids (B, L) → (logits (B, L, V), the cache extended by L). See :mod:`spec.model`."""
+    def model_forward(
+        self, params: dict[str, Any], config: ModelConfig, ids: Any, cache: KVCache | None = None
+    ) -> tuple[Any, KVCache]:
+        """Token ids (B, L) → (logits (B, L, V), the cache extended by L). See :mod:`transformer_spec.spec.model`."""
         fn = "model_forward"
         self._int(fn, "ids", ids)
         shape = tuple(ids.shape)
@@ -385,19 +426,28 @@ class Backend:
         # Decoding calls this once per token with the same arrays: remember the last set that passed.
         # The arrays themselves are kept (not their ids, which a freed array's successor may reuse).
         last = getattr(self, "_checked_params", None)
-        if last is not None and last[0] == config and last[1] == tuple(params) and all(a is b for a, b in zip(last[2], params.values())):
+        if (
+            last is not None
+            and last[0] == config
+            and last[1] == tuple(params)
+            and all(a is b for a, b in zip(last[2], params.values()))
+        ):
             return
         check_parameters(config, {name: tuple(p.shape) for name, p in params.items()})
         dtypes = {name: self._float("model_forward", f"params[{name!r}]", p) for name, p in params.items()}
         if len(set(dtypes.values())) > 1:
-            raise DTypeError(f"parameters mix dtypes {sorted(set(dtypes.values()))}; expected one float dtype for all (convert with asarray)")
+            raise DTypeError(
+                f"parameters mix dtypes {sorted(set(dtypes.values()))}; expected one float dtype for all (convert with asarray)"
+            )
         self._checked_params = (config, tuple(params), tuple(params.values()))
 
     def _check_stream(self, fn: str, x: Any, config: ModelConfig) -> None:
         self._float(fn, "x", x)
         xs = tuple(x.shape)
         if len(xs) != 3 or xs[-1] != config.d_model or xs[1] == 0:
-            raise ShapeError(f"{fn}: argument 'x' has shape {V.fmt_shape(xs)}, expected (B, L, D) with D = d_model = {config.d_model} and L >= 1")
+            raise ShapeError(
+                f"{fn}: argument 'x' has shape {V.fmt_shape(xs)}, expected (B, L, D) with D = d_model = {config.d_model} and L >= 1"
+            )
 
     # Composite kernels: written once from primitive kernels; a backend may override any of them.
     def _norm(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str) -> Any:
@@ -435,7 +485,9 @@ class Backend:
         return self._linear(hidden, params[prefix + "proj.weight"], params.get(prefix + "proj.bias"))  # (B, L, D)
 
     def _block(self, params, config, x, prefix, past, positions):
-        attn_out, kv = self._multihead_attention(params, config, self._norm(params, config, x, prefix + "ln1."), prefix + "attn.", past, positions)
+        attn_out, kv = self._multihead_attention(
+            params, config, self._norm(params, config, x, prefix + "ln1."), prefix + "attn.", past, positions
+        )
         h = x + attn_out
         return h + self._feed_forward(params, config, self._norm(params, config, h, prefix + "ln2."), prefix + "mlp."), kv
 
@@ -444,7 +496,7 @@ class Backend:
         start = cache.length
         x = self._embedding(params["wte"], ids)  # (B, L, D)
         if config.positional == "learned":
-            x = x + params["wpe"][start: start + L, ...]  # (L, D)
+            x = x + params["wpe"][start : start + L, ...]  # (L, D)
         elif config.positional == "sinusoidal":
             x = x + self._sinusoidal_encoding(L, config.d_model, config.rope_base, start, self._dtype_of(x))
         positions = self._asarray(np.arange(start, start + L), "int64")
@@ -472,26 +524,65 @@ class Backend:
     def _kernel_missing(self, name: str):
         raise NotImplementedError(f"backend {self.name!r} does not implement the kernel {name} ({KERNELS[name]})")
 
-    def _asarray(self, x, dtype): self._kernel_missing("_asarray")
-    def _to_numpy(self, x): self._kernel_missing("_to_numpy")
-    def _dtype_of(self, x): self._kernel_missing("_dtype_of")
-    def _reshape(self, x, shape): self._kernel_missing("_reshape")
-    def _transpose(self, x, axes): self._kernel_missing("_transpose")
-    def _concat(self, xs, axis): self._kernel_missing("_concat")
-    def _softmax(self, x, axis): self._kernel_missing("_softmax")
-    def _log_softmax(self, x, axis): self._kernel_missing("_log_softmax")
-    def _relu(self, x): self._kernel_missing("_relu")
-    def _gelu(self, x, approximate): self._kernel_missing("_gelu")
-    def _silu(self, x): self._kernel_missing("_silu")
-    def _linear(self, x, w, b): self._kernel_missing("_linear")
-    def _layer_norm(self, x, w, b, eps): self._kernel_missing("_layer_norm")
-    def _rms_norm(self, x, w, eps): self._kernel_missing("_rms_norm")
-    def _embedding(self, table, ids): self._kernel_missing("_embedding")
-    def _sinusoidal_encoding(self, length, dim, base, offset, dtype): self._kernel_missing("_sinusoidal_encoding")
-    def _rotary(self, x, positions, base): self._kernel_missing("_rotary")
-    def _attention(self, q, k, v, mask, causal, scale, need_weights): self._kernel_missing("_attention")
-    def _cross_entropy(self, logits, targets, ignore_index): self._kernel_missing("_cross_entropy")
-    def _sample(self, logits, u, temperature, top_k, top_p): self._kernel_missing("_sample")
+    def _asarray(self, x, dtype):
+        self._kernel_missing("_asarray")
+
+    def _to_numpy(self, x):
+        self._kernel_missing("_to_numpy")
+
+    def _dtype_of(self, x):
+        self._kernel_missing("_dtype_of")
+
+    def _reshape(self, x, shape):
+        self._kernel_missing("_reshape")
+
+    def _transpose(self, x, axes):
+        self._kernel_missing("_transpose")
+
+    def _concat(self, xs, axis):
+        self._kernel_missing("_concat")
+
+    def _softmax(self, x, axis):
+        self._kernel_missing("_softmax")
+
+    def _log_softmax(self, x, axis):
+        self._kernel_missing("_log_softmax")
+
+    def _relu(self, x):
+        self._kernel_missing("_relu")
+
+    def _gelu(self, x, approximate):
+        self._kernel_missing("_gelu")
+
+    def _silu(self, x):
+        self._kernel_missing("_silu")
+
+    def _linear(self, x, w, b):
+        self._kernel_missing("_linear")
+
+    def _layer_norm(self, x, w, b, eps):
+        self._kernel_missing("_layer_norm")
+
+    def _rms_norm(self, x, w, eps):
+        self._kernel_missing("_rms_norm")
+
+    def _embedding(self, table, ids):
+        self._kernel_missing("_embedding")
+
+    def _sinusoidal_encoding(self, length, dim, base, offset, dtype):
+        self._kernel_missing("_sinusoidal_encoding")
+
+    def _rotary(self, x, positions, base):
+        self._kernel_missing("_rotary")
+
+    def _attention(self, q, k, v, mask, causal, scale, need_weights):
+        self._kernel_missing("_attention")
+
+    def _cross_entropy(self, logits, targets, ignore_index):
+        self._kernel_missing("_cross_entropy")
+
+    def _sample(self, logits, u, temperature, top_k, top_p):
+        self._kernel_missing("_sample")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} on {self.device}>"
@@ -499,7 +590,11 @@ class Backend:
 
 def check_sampling_options(temperature: float, top_k: int | None, top_p: float | None) -> None:
     """Raise ConfigError for sampling options outside their documented ranges."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (math.isfinite(temperature) and temperature >= 0):
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, (int, float))
+        or not (math.isfinite(temperature) and temperature >= 0)
+    ):
         raise ConfigError(f"temperature = {temperature!r}, expected a finite number >= 0 (0 means greedy)")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ConfigError(f"top_k = {top_k!r}, expected an integer >= 1 (or None for no top-k cut)")

@@ -6,8 +6,9 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -36,7 +37,12 @@ def best_of(fn: Callable[[], Any], repeats: int = 5, min_seconds: float = 0.05) 
 def machine() -> dict[str, Any]:
     import os
 
-    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(), "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def write_results(name: str, payload: dict[str, Any], out: str | None = None) -> Path:

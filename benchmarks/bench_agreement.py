@@ -37,14 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from backends import Backend, available_backends, load_backend
-from conformance import reference as ref
-from conformance import strategies as cs
-from conformance.case import compare
-from conformance.crosscheck import CONFIGS
-from spec.config import ModelConfig
-from spec.model import init_parameters
-from spec.tolerances import tolerance
+from transformer_spec.backends import Backend, available_backends, load_backend
+from transformer_spec.conformance import reference as ref
+from transformer_spec.conformance import strategies as cs
+from transformer_spec.conformance.case import compare
+from transformer_spec.conformance.crosscheck import CONFIGS
+from transformer_spec.spec.config import ModelConfig
+from transformer_spec.spec.model import init_parameters
+from transformer_spec.spec.tolerances import tolerance
 
 from ._common import write_results
 
@@ -70,17 +70,29 @@ def weights(config: ModelConfig, kind: str, seed: int) -> dict[str, np.ndarray]:
     raise ValueError(f"unknown weights {kind!r}; expected init or scaled")
 
 
-def generate(backend: Backend, config: ModelConfig, params: dict[str, Any], prompt: list[int], new_tokens: int,
-             mode: str, seed: int) -> list[int]:
-    """``new_tokens`` tokens after ``prompt``: ``tspec.generate.generate_tokens`` when it exists, else the same loop here."""
+def generate(
+    backend: Backend, config: ModelConfig, params: dict[str, Any], prompt: list[int], new_tokens: int, mode: str, seed: int
+) -> list[int]:
+    """``new_tokens`` tokens after ``prompt``: ``transformer_spec.generate.generate_tokens`` when it exists, else the same loop here."""
     temperature, top_k, top_p = MODES[mode]
     try:
-        from tspec.generate import generate_tokens
+        from transformer_spec.generate import generate_tokens
     except ImportError:
         generate_tokens = None
     if generate_tokens is not None:
-        return list(generate_tokens(backend, config, params, prompt, max_new_tokens=new_tokens, temperature=temperature,
-                                    top_k=top_k, top_p=top_p, seed=seed).token_ids)
+        return list(
+            generate_tokens(
+                backend,
+                config,
+                params,
+                prompt,
+                max_new_tokens=new_tokens,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                seed=seed,
+            ).token_ids
+        )
     # The loop of spec/DESIGN.md: prefill, then one token at a time with the KV cache; one u per step, even greedy.
     rng = np.random.Generator(np.random.PCG64(seed))
     logits, cache = backend.model_forward(params, config, backend.asarray(np.asarray([prompt]), "int64"))
@@ -98,8 +110,17 @@ def last_logits(backend: Backend, config: ModelConfig, params: dict[str, Any], i
     return np.asarray(backend.to_numpy(logits), dtype=np.float64)[0, -1]
 
 
-def diagnose(reference: Backend, other: Backend, config: ModelConfig, reference_params: dict[str, Any],
-             other_params: dict[str, Any], history: list[int], mode: str, seed: int, step: int) -> dict[str, Any]:
+def diagnose(
+    reference: Backend,
+    other: Backend,
+    config: ModelConfig,
+    reference_params: dict[str, Any],
+    other_params: dict[str, Any],
+    history: list[int],
+    mode: str,
+    seed: int,
+    step: int,
+) -> dict[str, Any]:
     """Why two backends chose different tokens at ``step``, after ``history``: their logits there, compared."""
     a = last_logits(reference, config, reference_params, history)
     b = last_logits(other, config, other_params, history)
@@ -125,9 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", default=",".join(["numpy"] + [b for b in available_backends() if b in ("torch", "jax")]))
     parser.add_argument("--models", default="small,medium", help=f"comma-separated, from {', '.join(MODELS)}")
-    parser.add_argument("--weights", default="init,scaled", help="init (GPT-2 initialisation) and/or scaled (the suite's weights)")
+    parser.add_argument(
+        "--weights", default="init,scaled", help="init (GPT-2 initialisation) and/or scaled (the suite's weights)"
+    )
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, from {', '.join(MODES)}")
-    parser.add_argument("--seeds", type=int, default=4, help="seeds per (model, weights, mode); each seed draws weights, prompt and u")
+    parser.add_argument(
+        "--seeds", type=int, default=4, help="seeds per (model, weights, mode); each seed draws weights, prompt and u"
+    )
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
@@ -150,16 +175,37 @@ def main(argv: list[str] | None = None) -> int:
                     for i in range(1, len(backends)):
                         got = tokens[i]
                         same = next((i for i, (x, y) in enumerate(zip(expected, got)) if x != y), len(expected))
-                        row: dict[str, Any] = {"model": model, "weights": kind, "mode": mode, "seed": seed, "backend": labels[i],
-                                               "identical": same == len(expected), "agreement": same / len(expected)}
+                        row: dict[str, Any] = {
+                            "model": model,
+                            "weights": kind,
+                            "mode": mode,
+                            "seed": seed,
+                            "backend": labels[i],
+                            "identical": same == len(expected),
+                            "agreement": same / len(expected),
+                        }
                         if same < len(expected):
                             row["diverges_at"] = same
-                            row.update(diagnose(backends[0], backends[i], config, native[0], native[i], prompt + expected[:same], mode, seed, same))
+                            row.update(
+                                diagnose(
+                                    backends[0],
+                                    backends[i],
+                                    config,
+                                    native[0],
+                                    native[i],
+                                    prompt + expected[:same],
+                                    mode,
+                                    seed,
+                                    same,
+                                )
+                            )
                         runs.append(row)
     elapsed = time.perf_counter() - start
 
     summary = []
-    print(f"token agreement with {labels[0]}: {args.seeds} seeds x {args.new_tokens} new tokens, float32, prompt of {PROMPT_LENGTH} random tokens")
+    print(
+        f"token agreement with {labels[0]}: {args.seeds} seeds x {args.new_tokens} new tokens, float32, prompt of {PROMPT_LENGTH} random tokens"
+    )
     width = max(len(label) for label in labels) + 2
     print(f"{'model':<10}{'weights':<8}{'mode':<11}{'backend':<{width}}{'identical':>10}{'agreement':>11}  divergences")
     groups: dict[tuple, list[dict]] = {}
@@ -168,25 +214,55 @@ def main(argv: list[str] | None = None) -> int:
     for (model, kind, mode, name), rows in groups.items():
         identical = sum(r["identical"] for r in rows)
         agreement = float(np.mean([r["agreement"] for r in rows]))
-        causes = [f"step {r['diverges_at']}: {r['cause']}, |dlogit| {r['max_logit_difference']:.2g}"
-                  + (f", top-2 gap {r['top2_gap']:.2g}" if r.get("top2_gap") is not None else "")
-                  + (f", |u - boundary| {r['u_margin']:.2g}" if r.get("u_margin") is not None else "") for r in rows if not r["identical"]]
-        print(f"{model:<10}{kind:<8}{mode:<11}{name:<{width}}{f'{identical}/{len(rows)}':>10}{agreement:>10.1%}  {'; '.join(causes) or '-'}")
-        summary.append({"model": model, "weights": kind, "mode": mode, "backend": name, "identical": f"{identical}/{len(rows)}",
-                        "agreement": agreement, "near_tie_flips": sum(r.get("cause") == "rounding (near-tie)" for r in rows),
-                        "logit_mismatches": sum(r.get("cause") == "LOGITS DIFFER" for r in rows)})
+        causes = [
+            f"step {r['diverges_at']}: {r['cause']}, |dlogit| {r['max_logit_difference']:.2g}"
+            + (f", top-2 gap {r['top2_gap']:.2g}" if r.get("top2_gap") is not None else "")
+            + (f", |u - boundary| {r['u_margin']:.2g}" if r.get("u_margin") is not None else "")
+            for r in rows
+            if not r["identical"]
+        ]
+        print(
+            f"{model:<10}{kind:<8}{mode:<11}{name:<{width}}{f'{identical}/{len(rows)}':>10}{agreement:>10.1%}  {'; '.join(causes) or '-'}"
+        )
+        summary.append(
+            {
+                "model": model,
+                "weights": kind,
+                "mode": mode,
+                "backend": name,
+                "identical": f"{identical}/{len(rows)}",
+                "agreement": agreement,
+                "near_tie_flips": sum(r.get("cause") == "rounding (near-tie)" for r in rows),
+                "logit_mismatches": sum(r.get("cause") == "LOGITS DIFFER" for r in rows),
+            }
+        )
     bugs = sum(s["logit_mismatches"] for s in summary)
     flips = sum(s["near_tie_flips"] for s in summary)
     print()
-    print(f"{flips} divergence(s) where the logits still agree within the float32 tolerance: a one-ulp difference in float32 "
-          "logits can legitimately flip a token when two candidates are that close (greedy near-ties, or u next to a "
-          "cumulative boundary); after a flip the sequences continue from different histories.")
-    print(f"{bugs} divergence(s) with logits outside the tolerance" + (": run `tspec crosscheck` on that model." if bugs else "."))
+    print(
+        f"{flips} divergence(s) where the logits still agree within the float32 tolerance: a one-ulp difference in float32 "
+        "logits can legitimately flip a token when two candidates are that close (greedy near-ties, or u next to a "
+        "cumulative boundary); after a flip the sequences continue from different histories."
+    )
+    print(
+        f"{bugs} divergence(s) with logits outside the tolerance" + (": run `tspec crosscheck` on that model." if bugs else ".")
+    )
     print(f"({elapsed:.1f} s)")
-    path = write_results("agreement", {"reference": labels[0], "backends": labels, "new_tokens": args.new_tokens,
-                                       "seeds": args.seeds, "summary": summary, "runs": runs, "seconds": elapsed,
-                                       "note": "agreement = share of new tokens before the first divergence; a divergence whose logits "
-                                               "agree within the float32 tolerance is a legitimate near-tie flip"}, args.out)
+    path = write_results(
+        "agreement",
+        {
+            "reference": labels[0],
+            "backends": labels,
+            "new_tokens": args.new_tokens,
+            "seeds": args.seeds,
+            "summary": summary,
+            "runs": runs,
+            "seconds": elapsed,
+            "note": "agreement = share of new tokens before the first divergence; a divergence whose logits "
+            "agree within the float32 tolerance is a legitimate near-tie flip",
+        },
+        args.out,
+    )
     print(f"written to {path}")
     return 0
 

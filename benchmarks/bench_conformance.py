@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from backends import available_backends
+from transformer_spec.backends import available_backends
 
 from ._common import write_results
 
@@ -30,8 +30,23 @@ def main(argv: list[str] | None = None) -> int:
     for backend in args.backends.split(","):
         for profile in args.profiles.split(","):
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-m", "tspec.cli", "conformance", "--backend", backend, "--profile", profile,
-                                   "--seed", str(args.seed), "--quiet"], capture_output=True, text=True)
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "transformer_spec.cli",
+                    "conformance",
+                    "--backend",
+                    backend,
+                    "--profile",
+                    profile,
+                    "--seed",
+                    str(args.seed),
+                    "--quiet",
+                ],
+                capture_output=True,
+                text=True,
+            )
             seconds = time.perf_counter() - start
             status = {0: "passed", 1: "FAILED"}.get(done.returncode, f"error {done.returncode}")
             rows.append({"backend": backend, "profile": profile, "seconds": round(seconds, 2), "status": status})

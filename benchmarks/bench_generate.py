@@ -4,7 +4,7 @@ For each model — the shipped default model, and a GPT-2-small-sized model
 (``ModelConfig.gpt2()``, weights from ``init_parameters``) — and each backend:
 batch 1, greedy, KV cache, a fixed random prompt, the same number of new
 tokens, no stopping at end-of-text. The same weights are loaded into
-``transformers.GPT2LMHeadModel`` (through :func:`tspec.hf.gpt2_model_from_params`)
+``transformers.GPT2LMHeadModel`` (through :func:`transformer_spec.hf.gpt2_model_from_params`)
 and timed with ``model.generate(do_sample=False, use_cache=True)``.
 
 Reported per implementation: prefill seconds (our time to first token),
@@ -46,7 +46,9 @@ if THREADS is not None:
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(THREADS)
     if THREADS == 1:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        ).strip()
 
 import numpy as np  # noqa: E402
 
@@ -54,12 +56,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from backends import available_backends, load_backend  # noqa: E402
 from benchmarks._common import RESULTS, write_results  # noqa: E402
-from spec.config import ModelConfig  # noqa: E402
-from spec.model import init_parameters  # noqa: E402
-from tspec.checkpoint import load_default_checkpoint  # noqa: E402
-from tspec.generate import generate_tokens, native_params  # noqa: E402
+from transformer_spec.backends import available_backends, load_backend  # noqa: E402
+from transformer_spec.checkpoint import load_default_checkpoint  # noqa: E402
+from transformer_spec.generate import generate_tokens, native_params  # noqa: E402
+from transformer_spec.spec.config import ModelConfig  # noqa: E402
+from transformer_spec.spec.model import init_parameters  # noqa: E402
 
 
 def models(names: list[str]) -> list[tuple[str, ModelConfig, dict[str, np.ndarray]]]:
@@ -76,7 +78,9 @@ def models(names: list[str]) -> list[tuple[str, ModelConfig, dict[str, np.ndarra
     return out
 
 
-def time_ours(backend_name: str, config: ModelConfig, params: dict[str, np.ndarray], prompt: list[int], new_tokens: int, repeats: int) -> dict[str, Any]:
+def time_ours(
+    backend_name: str, config: ModelConfig, params: dict[str, np.ndarray], prompt: list[int], new_tokens: int, repeats: int
+) -> dict[str, Any]:
     backend = load_backend(backend_name)
     native = native_params(backend, params, "float32")
 
@@ -97,10 +101,12 @@ def time_ours(backend_name: str, config: ModelConfig, params: dict[str, np.ndarr
     }
 
 
-def time_hf(config: ModelConfig, params: dict[str, np.ndarray], prompt: list[int], new_tokens: int, repeats: int) -> dict[str, Any]:
+def time_hf(
+    config: ModelConfig, params: dict[str, np.ndarray], prompt: list[int], new_tokens: int, repeats: int
+) -> dict[str, Any]:
     import torch
 
-    from tspec.hf import gpt2_model_from_params
+    from transformer_spec.hf import gpt2_model_from_params
 
     model = gpt2_model_from_params(params, config)
     model.generation_config.eos_token_id = None  # generate exactly new_tokens, like ours with eos_id=None
@@ -112,7 +118,7 @@ def time_hf(config: ModelConfig, params: dict[str, np.ndarray], prompt: list[int
         with torch.inference_mode():
             out = model.generate(ids, max_new_tokens=new_tokens, do_sample=False, use_cache=True, num_beams=1)
         elapsed = time.perf_counter() - start
-        return elapsed, out[0, len(prompt):].tolist()
+        return elapsed, out[0, len(prompt) :].tolist()
 
     warm_start = time.perf_counter()
     _, tokens = once()
@@ -137,8 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prompt-tokens", type=int, default=16)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="limit BLAS, torch and XLA thread pools to N threads (set before they start; default: their own)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit BLAS, torch and XLA thread pools to N threads (set before they start; default: their own)",
+    )
     parser.add_argument("--no-hf", action="store_true", help="skip transformers")
     parser.add_argument("--out", default=str(RESULTS / "generate.json"))
     args = parser.parse_args(argv)
@@ -156,8 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     for label, config, params in models([m for m in args.models.split(",") if m]):
         rng = np.random.default_rng(0)
         prompt = [int(i) for i in rng.integers(0, config.vocab_size, size=args.prompt_tokens)]
-        print(f"\n{label}: {sum(p.size for p in params.values()):,} parameters, prompt {len(prompt)} tokens, "
-              f"{args.new_tokens} new tokens, median of {args.repeats}", flush=True)
+        print(
+            f"\n{label}: {sum(p.size for p in params.values()):,} parameters, prompt {len(prompt)} tokens, "
+            f"{args.new_tokens} new tokens, median of {args.repeats}",
+            flush=True,
+        )
         results = []
         hf = None
         if not args.no_hf:
@@ -166,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             results.append(time_ours(backend_name, config, params, prompt, args.new_tokens, args.repeats))
         if hf is not None:
             results.append(hf)
-        print(f"{'implementation':<18} {'prefill ms':>10} {'decode tok/s':>13} {'end-to-end tok/s':>17} {'ours/HF':>8} {'= HF tokens':>12}")
+        print(
+            f"{'implementation':<18} {'prefill ms':>10} {'decode tok/s':>13} {'end-to-end tok/s':>17} {'ours/HF':>8} {'= HF tokens':>12}"
+        )
         for result in results:
             result["model"] = label
             if hf is not None:
@@ -177,12 +192,25 @@ def main(argv: list[str] | None = None) -> int:
             decode = "" if result["decode_tokens_per_s"] is None else f"{result['decode_tokens_per_s']:.1f}"
             ratio = f"{result['ratio_vs_hf']:.2f}" if "ratio_vs_hf" in result else ""
             agreeing = f"{result['tokens_agreeing_with_hf']}/{args.new_tokens}" if "tokens_agreeing_with_hf" in result else ""
-            print(f"{result['implementation']:<18} {prefill:>10} {decode:>13} {result['end_to_end_tokens_per_s']:>17.1f} {ratio:>8} {agreeing:>12}", flush=True)
+            print(
+                f"{result['implementation']:<18} {prefill:>10} {decode:>13} {result['end_to_end_tokens_per_s']:>17.1f} {ratio:>8} {agreeing:>12}",
+                flush=True,
+            )
             del result["tokens"]
             rows.append(result)
-    settings = {"prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "repeats": args.repeats,
-                "greedy": True, "batch_size": 1, "kv_cache": True, "dtype": "float32", "threads": args.threads, "torch_threads": torch_threads,
-                "load_average_before": load_before, "load_average_after": os.getloadavg()}
+    settings = {
+        "prompt_tokens": args.prompt_tokens,
+        "new_tokens": args.new_tokens,
+        "repeats": args.repeats,
+        "greedy": True,
+        "batch_size": 1,
+        "kv_cache": True,
+        "dtype": "float32",
+        "threads": args.threads,
+        "torch_threads": torch_threads,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }
     path = write_results("generate", {"settings": settings, "results": rows}, args.out)
     print(f"\nwrote {path}")
     return 0

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from backends import available_backends, load_backend
+from transformer_spec.backends import available_backends, load_backend
 
 from ._common import best_of, write_results
 
@@ -34,7 +34,11 @@ def cases(rng: np.random.Generator) -> dict[str, tuple[str, tuple, dict]]:
         "embedding 128 of 50257": ("embedding", (rng.standard_normal((V, D)).astype(np.float32), rng.integers(0, V, (1, L))), {}),
         "rotary (1,12,128,64)": ("rotary", (q, np.arange(L)), {}),
         "attention causal (1,12,128,64)": ("attention", (q, q, q), {"causal": True}),
-        "cross_entropy (128, 50257)": ("cross_entropy", (rng.standard_normal((L, V)).astype(np.float32), rng.integers(0, V, (L,))), {}),
+        "cross_entropy (128, 50257)": (
+            "cross_entropy",
+            (rng.standard_normal((L, V)).astype(np.float32), rng.integers(0, V, (L,))),
+            {},
+        ),
         "sample top-k 50 (50257,)": ("sample", (rng.standard_normal(V).astype(np.float32), 0.5), {"top_k": 50}),
     }
 
@@ -59,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
             native = tuple(convert(backend, a) for a in np_args)
             fn = getattr(backend, method)
             table.setdefault(label, {})[name] = best_of(lambda: sync(fn(*native, **kwargs)))
-    header = f"{'primitive':<32}" + "".join(f"{n + ' ms':>12}" for n in names) + "".join(f"{n + '/numpy':>14}" for n in names if n != "numpy")
+    header = (
+        f"{'primitive':<32}"
+        + "".join(f"{n + ' ms':>12}" for n in names)
+        + "".join(f"{n + '/numpy':>14}" for n in names if n != "numpy")
+    )
     print(header)
     for label, times in table.items():
         row = f"{label:<32}" + "".join(f"{times[n] * 1e3:>12.3f}" for n in names)

@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_train [--preset default] [--steps 10] [--threads N] [--out FILE]
 
-Engines (see tspec/train/steps.py):
+Engines (see transformer_spec/train/steps.py):
 
 ``torch plain``         the reference path: checked forward, optimizer on native tensors with operators
 ``torch numpy-opt``     same gradient, optimizer on NumPy copies (convert, update, convert back)
@@ -32,9 +32,9 @@ from ._common import write_results
 
 
 def _engines(names: list[str]):
-    from backends import load_backend
-    from tspec.train.optim import optimizer_step
-    from tspec.train.steps import Engine, JaxEngine, TorchEngine
+    from transformer_spec.backends import load_backend
+    from transformer_spec.train.optim import optimizer_step
+    from transformer_spec.train.steps import Engine, JaxEngine, TorchEngine
 
     class NumpyOptimizerEngine(Engine):
         """The plain gradient, then AdamW on NumPy arrays (to measure the conversion against native updates)."""
@@ -44,8 +44,9 @@ def _engines(names: list[str]):
         def _update(self, grads, step, norm):
             be = self.backend
             to_np = lambda d: {n: be.to_numpy(a) for n, a in d.items()}  # noqa: E731
-            params, m, v, _, _ = optimizer_step(to_np(self.params), to_np(grads), to_np(self.m), to_np(self.v), step,
-                                                self.optimizer, float(norm))
+            params, m, v, _, _ = optimizer_step(
+                to_np(self.params), to_np(grads), to_np(self.m), to_np(self.v), step, self.optimizer, float(norm)
+            )
             self.params = {n: be.asarray(a) for n, a in params.items()}
             self.m = {n: be.asarray(a) for n, a in m.items()}
             self.v = {n: be.asarray(a) for n, a in v.items()}
@@ -70,9 +71,9 @@ def _engines(names: list[str]):
 
 def bench_optimizer(model_config, optimizer, repeats: int = 20) -> list[dict]:
     """One AdamW update over the model's parameters: native tensors vs NumPy round trip, per backend."""
-    from backends import load_backend
-    from spec.model import init_parameters
-    from tspec.train.optim import init_moments, optimizer_step, torch_optimizer_step_inplace
+    from transformer_spec.backends import load_backend
+    from transformer_spec.spec.model import init_parameters
+    from transformer_spec.train.optim import init_moments, optimizer_step, torch_optimizer_step_inplace
 
     params_np = init_parameters(model_config, 0)
     rows = []
@@ -97,8 +98,6 @@ def bench_optimizer(model_config, optimizer, repeats: int = 20) -> list[dict]:
 
         variants = [("native operators", native), ("NumPy round trip", through_numpy)]
         if backend_name == "torch":
-            import torch
-
             tp = {n: t.clone() for n, t in params.items()}
             tm, tv = init_moments(tp)
             variants.append(("torch _foreach in place", lambda: torch_optimizer_step_inplace(tp, grads, tm, tv, 10, optimizer)))
@@ -122,17 +121,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--out", default=None, help="JSON results (default benchmarks/results/train.json)")
-    parser.add_argument("--markdown", default=None, help="also write the table as markdown (e.g. docs/results/train_throughput.md)")
+    parser.add_argument(
+        "--markdown", default=None, help="also write the table as markdown (e.g. docs/results/train_throughput.md)"
+    )
     args = parser.parse_args(argv)
 
-    from spec.model import init_parameters
-    from tspec.train.config import get_preset
+    from transformer_spec.spec.model import init_parameters
+    from transformer_spec.train.config import get_preset
 
     preset = get_preset(args.preset)
     model_config = replace(preset.model, vocab_size=preset.tokenizer_vocab)
     if preset.name == "default":  # the shipped model's exact shape (its tokenizer stopped short of the requested vocabulary)
         try:
-            from tspec.checkpoint import default_checkpoint_path, read_config_document
+            from transformer_spec.checkpoint import default_checkpoint_path, read_config_document
 
             shipped = read_config_document(default_checkpoint_path() / "config.json")["model"]
             model_config = replace(model_config, vocab_size=int(shipped["vocab_size"]))
@@ -147,13 +148,21 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     params = init_parameters(model_config, 0)
     rng = np.random.default_rng(0)
-    batches = [(rng.integers(0, model_config.vocab_size, (batch_size, length)),
-                rng.integers(0, model_config.vocab_size, (batch_size, length))) for _ in range(4)]
+    batches = [
+        (
+            rng.integers(0, model_config.vocab_size, (batch_size, length)),
+            rng.integers(0, model_config.vocab_size, (batch_size, length)),
+        )
+        for _ in range(4)
+    ]
     tokens = batch_size * length
     rows = []
     names = [n.strip() for n in args.engines.split(",") if n.strip()]
-    print(f"model {model_config.d_model}x{model_config.n_layers} layers, V={model_config.vocab_size}, "
-          f"{sum(p.size for p in params.values()):,} parameters; batch {batch_size} x {length} = {tokens} tokens/step", file=sys.stderr)
+    print(
+        f"model {model_config.d_model}x{model_config.n_layers} layers, V={model_config.vocab_size}, "
+        f"{sum(p.size for p in params.values()):,} parameters; batch {batch_size} x {length} = {tokens} tokens/step",
+        file=sys.stderr,
+    )
     print(f"{'engine':<18}{'tokens/s':>12}{'ms/step':>10}{'first steps s':>15}")
     # Build and warm up every engine (compilation happens here), then time them in interleaved rounds — one
     # step of each engine per round — so a change in the machine's load (it may be shared) hits all alike.
@@ -186,8 +195,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<18}{'—':>12}{'—':>10}{'—':>15}  ({failed[name]})")
             continue
         median = statistics.median(samples[name])
-        row = {"engine": name, "tokens_per_second": tokens / median, "ms_per_step": 1000 * median,
-               "first_steps_s": first_steps[name], "warmup_steps": args.warmup, "timed_steps": args.steps}
+        row = {
+            "engine": name,
+            "tokens_per_second": tokens / median,
+            "ms_per_step": 1000 * median,
+            "first_steps_s": first_steps[name],
+            "warmup_steps": args.warmup,
+            "timed_steps": args.steps,
+        }
         rows.append(row)
         print(f"{name:<18}{row['tokens_per_second']:>12,.0f}{row['ms_per_step']:>10.1f}{row['first_steps_s']:>15.1f}")
     optimizer_rows = bench_optimizer(model_config, train.optimizer)
@@ -201,18 +216,37 @@ def main(argv: list[str] | None = None) -> int:
         threads = torch.get_num_threads()
     except ImportError:
         pass
-    path = write_results("train", {
-        "preset": preset.name, "model": model_config.to_dict(), "batch_size": batch_size, "sequence_length": length,
-        "tokens_per_step": tokens, "torch_threads": threads, "engines": rows, "optimizer_update": optimizer_rows,
-    }, args.out)
+    path = write_results(
+        "train",
+        {
+            "preset": preset.name,
+            "model": model_config.to_dict(),
+            "batch_size": batch_size,
+            "sequence_length": length,
+            "tokens_per_step": tokens,
+            "torch_threads": threads,
+            "engines": rows,
+            "optimizer_update": optimizer_rows,
+        },
+        args.out,
+    )
     print(f"\nwrote {path}")
     if args.markdown:
         from pathlib import Path
 
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(render_markdown(rows, optimizer_rows, model_config, batch_size, length, threads,
-                                                       " ".join(["python -m benchmarks.bench_train", *(argv if argv is not None else sys.argv[1:])])),
-                                       encoding="utf-8")
+        Path(args.markdown).write_text(
+            render_markdown(
+                rows,
+                optimizer_rows,
+                model_config,
+                batch_size,
+                length,
+                threads,
+                " ".join(["python -m benchmarks.bench_train", *(argv if argv is not None else sys.argv[1:])]),
+            ),
+            encoding="utf-8",
+        )
         print(f"wrote {args.markdown}")
     return 0
 
@@ -237,7 +271,9 @@ def render_markdown(rows, optimizer_rows, model_config, batch_size, length, thre
         if "error" in row:
             lines.append(f"| {row['engine']} | — | — | — (error: {row['error'][:80]}) |")
         else:
-            lines.append(f"| {row['engine']} | {row['tokens_per_second']:,.0f} | {row['ms_per_step']:.1f} | {row['first_steps_s']:.1f} |")
+            lines.append(
+                f"| {row['engine']} | {row['tokens_per_second']:,.0f} | {row['ms_per_step']:.1f} | {row['first_steps_s']:.1f} |"
+            )
     lines += ["", "One AdamW update over all parameters:", "", "| backend | update | ms |", "|---|---|---:|"]
     for row in optimizer_rows:
         lines.append(f"| {row['backend']} | {row['update']} | {row['ms']:.2f} |")

@@ -1,6 +1,6 @@
 """Run the whole suite on one backend with many Hypothesis seeds; a real backend must never fail.
 
-    python -m benchmarks.seed_sweep --backend numpy --seeds 20 [--profile dev] [--dtype float32,float64,float16]
+python -m benchmarks.seed_sweep --backend numpy --seeds 20 [--profile dev] [--dtype float32,float64,float16]
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import sys
 import time
 
-from conformance.runner import render_table, run
+from transformer_spec.conformance.runner import render_table, run
 
 from ._common import write_results
 

@@ -1,6 +1,6 @@
 """transformer-spec conformance suite: every invariant of ``spec``, checked against any backend.
 
->>> from conformance import run, render_table
+>>> from transformer_spec.conformance import run, render_table
 >>> report = run("numpy", dtypes=("float32",), profile="dev")   # doctest: +SKIP
 >>> print(render_table(report))                                  # doctest: +SKIP
 """
@@ -9,7 +9,7 @@ __all__ = ["Report", "Result", "render_table", "run", "run_tokenizer"]
 
 
 def __getattr__(name: str):
-    # Imported on first use: the runner brings in Hypothesis, which a plain `import conformance.cli` should not pay for.
+    # Imported on first use: the runner brings in Hypothesis, which a plain `import transformer_spec.conformance.cli` should not pay for.
     if name in __all__:
         from . import runner
 

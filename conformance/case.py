@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from spec.tolerances import tolerance
+from transformer_spec.spec.tolerances import tolerance
 
 LITERAL_LIMIT = 400  # arrays up to this many elements are written into the repro literally
 
@@ -50,7 +50,9 @@ class Comparison:
         )
 
 
-def compare(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float, magnitude: np.ndarray | None = None) -> Comparison | None:
+def compare(
+    got: np.ndarray, expected: np.ndarray, rtol: float, atol: float, magnitude: np.ndarray | None = None
+) -> Comparison | None:
     """None when ``|got - expected| <= atol + rtol * magnitude`` everywhere (magnitude defaults to |expected|)."""
     got = np.asarray(got, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
@@ -182,8 +184,15 @@ class Case:
         if not condition:
             raise InvariantViolation(message, details)
 
-    def assert_close(self, got: np.ndarray, expected: np.ndarray, what: str, kind: str = "primitive",
-                     magnitude: np.ndarray | None = None, dtype: str | None = None) -> None:
+    def assert_close(
+        self,
+        got: np.ndarray,
+        expected: np.ndarray,
+        what: str,
+        kind: str = "primitive",
+        magnitude: np.ndarray | None = None,
+        dtype: str | None = None,
+    ) -> None:
         """Fail unless ``got`` matches ``expected`` within the tolerance table's entry for (dtype, kind)."""
         tol = tolerance(dtype or self.dtype, kind)
         mismatch = compare(got, expected, tol.rtol, tol.atol, magnitude)
@@ -204,7 +213,9 @@ class Case:
             )
             return
         except Exception as error:  # the wrong kind of error: a crash inside a library, or an undocumented class
-            self.fail(f"{method} raised {type(error).__module__}.{type(error).__name__} ({error}); expected {exception.__name__} naming {must_mention!r}")
+            self.fail(
+                f"{method} raised {type(error).__module__}.{type(error).__name__} ({error}); expected {exception.__name__} naming {must_mention!r}"
+            )
         self.fail(f"{method} accepted invalid input without an error; expected {exception.__name__} naming {must_mention!r}")
 
     def repro(self, backend_spec: str, invariant_id: str, message: str, header: str | None = None) -> str:
@@ -212,16 +223,20 @@ class Case:
 
         ``header`` replaces the lines that bind ``be`` with ``load_backend(backend_spec)``
         (a tokenizer, for instance, is loaded another way)."""
-        lines = ["import numpy as np"] if header is not None else [
-            "import numpy as np",
-            "from backends import load_backend",
-        ]
+        lines = (
+            ["import numpy as np"]
+            if header is not None
+            else [
+                "import numpy as np",
+                "from transformer_spec.backends import load_backend",
+            ]
+        )
         if any("ModelConfig" in line for line in self.setup):
-            lines.append("from spec.config import ModelConfig")
+            lines.append("from transformer_spec.spec.config import ModelConfig")
         if any("init_parameters" in line for line in self.setup):
-            lines.append("from spec.model import init_parameters")
-        if any("conformance.strategies" in line for line in self.setup):
-            lines.append("import conformance.strategies")
+            lines.append("from transformer_spec.spec.model import init_parameters")
+        if any("transformer_spec.conformance.strategies" in line for line in self.setup):
+            lines.append("import transformer_spec.conformance.strategies")
         lines.append(header if header is not None else f"be = load_backend({backend_spec!r})")
         lines += self.setup + self.calls
         shown = [c.split(" = ", 1)[0] for c in self.calls if " = " in c]

@@ -1,4 +1,4 @@
-"""Command line of the conformance suite: ``tspec conformance`` and ``python -m conformance``."""
+"""Command line of the conformance suite: ``tspec conformance`` and ``python -m transformer_spec.conformance``."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from spec.errors import SpecError
+from transformer_spec.spec.errors import SpecError
 
 from .profiles import PROFILES, default_profile
 
@@ -18,18 +19,36 @@ from .profiles import PROFILES, default_profile
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backend", default=None,
-                        help="numpy, torch, torch:cuda, jax, an entry-point name, module:attribute, or 'all' (every installed backend); default $TSPEC_BACKEND or numpy")
-    parser.add_argument("--tokenizer", metavar="PATH", default=None,
-                        help="check a tokenizer instead of a backend: a folder holding a saved tokenizer, module:attribute "
-                             "(a tokenizer object, or a class or function that builds one), or, with tspec, 'default' "
-                             "(the shipped model's tokenizer)")
-    parser.add_argument("--dtype", default="float32", help="comma-separated float dtypes to check (default float32), or 'all' for every dtype the backend supports")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default=None, help="Hypothesis example counts: dev (quick), ci, thorough; default $TSPEC_PROFILE or dev")
+    parser.add_argument(
+        "--backend",
+        default=None,
+        help="numpy, torch, torch:cuda, jax, an entry-point name, module:attribute, or 'all' (every installed backend); default $TSPEC_BACKEND or numpy",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        default=None,
+        help="check a tokenizer instead of a backend: a folder holding a saved tokenizer, module:attribute "
+        "(a tokenizer object, or a class or function that builds one), or, with tspec, 'default' "
+        "(the shipped model's tokenizer)",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        help="comma-separated float dtypes to check (default float32), or 'all' for every dtype the backend supports",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="Hypothesis example counts: dev (quick), ci, thorough; default $TSPEC_PROFILE or dev",
+    )
     parser.add_argument("--report", metavar="FILE.json", help="write every invariant's status, counterexample and timing as JSON")
     parser.add_argument("--xfails", metavar="FILE", help="invariant ids expected to fail, one per line ('#' starts a comment)")
     parser.add_argument("-k", dest="keyword", metavar="EXPR", help="only invariants whose id matches, e.g. 'softmax and not log'")
-    parser.add_argument("--seed", type=int, default=None, help="Hypothesis seed (printed with every run, so a failure can be rerun)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="Hypothesis seed (printed with every run, so a failure can be rerun)"
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the table, not each failure's details")
 
 
@@ -43,7 +62,7 @@ def run_from_args(args: argparse.Namespace, out=sys.stdout, load_tokenizer: Call
 
     if getattr(args, "tokenizer", None) is not None:
         return _run_tokenizer_from_args(args, out, load_tokenizer)
-    from backends import available_backends, load_backend
+    from transformer_spec.backends import available_backends, load_backend
 
     names = available_backends() if args.backend == "all" else [args.backend]
     xfails = set()
@@ -64,8 +83,14 @@ def run_from_args(args: argparse.Namespace, out=sys.stdout, load_tokenizer: Call
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # unknown xfail ids are reported in the table instead
-                report = run(name if name is not None else backend, dtypes=dtypes, profile=args.profile or default_profile(),
-                             keyword=args.keyword, xfails=xfails, seed=args.seed)
+                report = run(
+                    name if name is not None else backend,
+                    dtypes=dtypes,
+                    profile=args.profile or default_profile(),
+                    keyword=args.keyword,
+                    xfails=xfails,
+                    seed=args.seed,
+                )
         except (NotImplementedError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
@@ -95,8 +120,11 @@ def _run_tokenizer_from_args(args: argparse.Namespace, out: Any, load_tokenizer:
     from .runner import is_tokenizer_target, load_tokenizer_target, render_table, run_tokenizer
 
     if args.backend is not None:
-        print("error: --backend and --tokenizer exclude each other: the tokenizer checks run on the host, the same for "
-              "every backend; run them separately", file=sys.stderr)
+        print(
+            "error: --backend and --tokenizer exclude each other: the tokenizer checks run on the host, the same for "
+            "every backend; run them separately",
+            file=sys.stderr,
+        )
         return 2
     xfails = _read_xfails(args)
     if xfails is None:
@@ -108,14 +136,20 @@ def _run_tokenizer_from_args(args: argparse.Namespace, out: Any, load_tokenizer:
         else:
             if load_tokenizer is None:
                 if target == "default":
-                    print("error: --tokenizer default names the model shipped with tspec; run it as "
-                          "tspec conformance --tokenizer default", file=sys.stderr)
+                    print(
+                        "error: --tokenizer default names the model shipped with tspec; run it as "
+                        "tspec conformance --tokenizer default",
+                        file=sys.stderr,
+                    )
                     return 2
                 try:  # only this entry point reaches into the application layer, and only when asked to
-                    from tspec.tokenizers import load_tokenizer
+                    from transformer_spec.tokenizers import load_tokenizer
                 except ImportError:
-                    print(f"error: reading the tokenizer folder {target!r} needs the tspec package; install it, or pass "
-                          "--tokenizer module:attribute", file=sys.stderr)
+                    print(
+                        f"error: reading the tokenizer folder {target!r} needs the tspec package; install it, or pass "
+                        "--tokenizer module:attribute",
+                        file=sys.stderr,
+                    )
                     return 2
             tokenizer = load_tokenizer(target)
     except (SpecError, ValueError) as error:
@@ -124,8 +158,9 @@ def _run_tokenizer_from_args(args: argparse.Namespace, out: Any, load_tokenizer:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # unknown xfail ids are reported in the table instead
-            report = run_tokenizer(tokenizer, target, profile=args.profile or default_profile(), keyword=args.keyword,
-                                   xfails=xfails, seed=args.seed)
+            report = run_tokenizer(
+                tokenizer, target, profile=args.profile or default_profile(), keyword=args.keyword, xfails=xfails, seed=args.seed
+            )
     except (NotImplementedError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -138,6 +173,9 @@ def _run_tokenizer_from_args(args: argparse.Namespace, out: Any, load_tokenizer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance", description="Run the transformer-spec conformance suite against a backend or a tokenizer.")
+    parser = argparse.ArgumentParser(
+        prog="python -m transformer_spec.conformance",
+        description="Run the transformer-spec conformance suite against a backend or a tokenizer.",
+    )
     add_arguments(parser)
     return run_from_args(parser.parse_args(argv))

@@ -11,7 +11,7 @@ walks the traces in that order and names the first intermediate where a
 backend leaves the tolerance of the first (reference) backend — where a bug
 *starts*, not where it ends up.
 
-    >>> from conformance.crosscheck import compare_backends, random_model
+    >>> from transformer_spec.conformance.crosscheck import compare_backends, random_model
     >>> config, params, ids = random_model("small", seed=0)
     >>> print(compare_backends(["numpy", "torch"], config, params, ids).describe())   # doctest: +SKIP
     all 23 intermediates agree within the float32 composite tolerance (worst: logits, torch, max abs error 3.1e-06)
@@ -21,14 +21,15 @@ The command line is ``tspec crosscheck --backends numpy,torch,jax``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from backends import Backend, load_backend
-from spec.config import ModelConfig
-from spec.tolerances import tolerance
+from transformer_spec.backends import Backend, load_backend
+from transformer_spec.spec.config import ModelConfig
+from transformer_spec.spec.tolerances import tolerance
 
 from .case import InvariantViolation, compare
 
@@ -40,20 +41,24 @@ CONFIGS: dict[str, ModelConfig] = {
 }
 
 
-def random_model(config: str | ModelConfig, seed: int = 0, batch: int = 2, length: int = 16) -> tuple[ModelConfig, dict[str, np.ndarray], np.ndarray]:
+def random_model(
+    config: str | ModelConfig, seed: int = 0, batch: int = 2, length: int = 16
+) -> tuple[ModelConfig, dict[str, np.ndarray], np.ndarray]:
     """A config (a name from :data:`CONFIGS`, or a ModelConfig), float64 weights and token ids (batch, length) from ``seed``.
 
     The weights are GPT-2's initialisation scaled up, with random norm weights and biases
-    (:func:`conformance.strategies.model_parameters`), so every weight changes the output.
+    (:func:`transformer_spec.conformance.strategies.model_parameters`), so every weight changes the output.
     """
     if isinstance(config, str):
         try:
             config = CONFIGS[config]
         except KeyError:
-            from spec.errors import ConfigError
+            from transformer_spec.spec.errors import ConfigError
 
             raise ConfigError(f"unknown model config {config!r}; expected one of {', '.join(CONFIGS)}") from None
-    from .strategies import model_parameters  # imported here: the strategies bring in Hypothesis, which `tspec --help` should not pay for
+    from .strategies import (
+        model_parameters,  # imported here: the strategies bring in Hypothesis, which `tspec --help` should not pay for
+    )
 
     params = model_parameters(config, seed)
     length = min(length, config.context_length)
@@ -67,8 +72,9 @@ def _norm(be: Backend, p: Mapping[str, Any], config: ModelConfig, x: Any, prefix
     return be.layer_norm(x, p[prefix + "weight"], p.get(prefix + "bias"), config.norm_eps)
 
 
-def trace_forward(backend: Any, config: ModelConfig, params: Mapping[str, np.ndarray], ids: np.ndarray,
-                  dtype: str = "float32") -> list[tuple[str, np.ndarray]]:
+def trace_forward(
+    backend: Any, config: ModelConfig, params: Mapping[str, np.ndarray], ids: np.ndarray, dtype: str = "float32"
+) -> list[tuple[str, np.ndarray]]:
     """The forward pass of ``backend`` step by step, as ``[(name, float64 NumPy array), ...]`` in computation order.
 
     Every step is a public method of the backend (``embedding``, ``learned_positions`` /
@@ -133,9 +139,11 @@ class Difference:
     def describe(self) -> str:
         if self.note:
             return f"{self.name}: {self.backend} differs from {self.reference}: {self.note}"
-        return (f"{self.name}: {self.backend} differs from {self.reference} — {self.mismatched} of {self.total} elements outside "
-                f"the tolerance; max abs error {self.max_abs_error:.3g}; worst at index {self.index}: got {self.got!r}, "
-                f"expected {self.expected!r} (allowed {self.allowed:.3g})")
+        return (
+            f"{self.name}: {self.backend} differs from {self.reference} — {self.mismatched} of {self.total} elements outside "
+            f"the tolerance; max abs error {self.max_abs_error:.3g}; worst at index {self.index}: got {self.got!r}, "
+            f"expected {self.expected!r} (allowed {self.allowed:.3g})"
+        )
 
 
 @dataclass
@@ -158,8 +166,10 @@ class Agreement:
         if self.first_difference is not None:
             return f"first difference at {self.first_difference.describe()}"
         worst = max(((e, n, b) for n, row in self.errors.items() for b, e in row.items()), default=(0.0, "-", "-"))
-        return (f"all {len(self.names)} intermediates agree within the {self.dtype} {self.kind} tolerance "
-                f"(rtol {tol.rtol:g}, atol {tol.atol:g}); worst: {worst[1]}, {worst[2]}, max abs error {worst[0]:.3g}")
+        return (
+            f"all {len(self.names)} intermediates agree within the {self.dtype} {self.kind} tolerance "
+            f"(rtol {tol.rtol:g}, atol {tol.atol:g}); worst: {worst[1]}, {worst[2]}, max abs error {worst[0]:.3g}"
+        )
 
     def table(self) -> str:
         """One row per intermediate: each backend's max abs error against the reference, and where they first differ."""
@@ -171,7 +181,11 @@ class Agreement:
             cells = []
             for b in others:
                 error = self.errors.get(name, {}).get(b)
-                mark = "  <- first difference" if self.first_difference and self.first_difference.name == name and self.first_difference.backend == b else ""
+                mark = (
+                    "  <- first difference"
+                    if self.first_difference and self.first_difference.name == name and self.first_difference.backend == b
+                    else ""
+                )
                 cells.append(f"{'-' if error is None else f'{error:.3g}':>24}{mark}")
             lines.append(f"{name:<{width}}" + "".join(cells))
         lines.append("")
@@ -187,8 +201,14 @@ def _magnitude(expected: np.ndarray) -> np.ndarray:
     return np.broadcast_to(np.maximum(np.abs(expected).max(axis=-1, keepdims=True), 1.0), expected.shape)
 
 
-def compare_backends(backends: list[Any], config: ModelConfig, params: Mapping[str, np.ndarray], ids: np.ndarray,
-                     dtype: str = "float32", kind: str = "composite") -> Agreement:
+def compare_backends(
+    backends: list[Any],
+    config: ModelConfig,
+    params: Mapping[str, np.ndarray],
+    ids: np.ndarray,
+    dtype: str = "float32",
+    kind: str = "composite",
+) -> Agreement:
     """Trace the forward pass on each backend and compare every intermediate with the first backend's.
 
     ``backends``: names, ``module:attribute`` strings, classes or instances; the first is the reference.
@@ -212,23 +232,59 @@ def compare_backends(backends: list[Any], config: ModelConfig, params: Mapping[s
             got = dict(trace).get(name)
             difference = None
             if got is None:
-                difference = Difference(name, label, labels[0], float("inf"), (), float("nan"), float("nan"), 0.0, 0, 0,
-                                        note="this intermediate is missing from its trace")
+                difference = Difference(
+                    name,
+                    label,
+                    labels[0],
+                    float("inf"),
+                    (),
+                    float("nan"),
+                    float("nan"),
+                    0.0,
+                    0,
+                    0,
+                    note="this intermediate is missing from its trace",
+                )
             elif got.shape != expected.shape:
-                difference = Difference(name, label, labels[0], float("inf"), (), float("nan"), float("nan"), 0.0, 0, 0,
-                                        note=f"shape {got.shape}, expected {expected.shape}")
+                difference = Difference(
+                    name,
+                    label,
+                    labels[0],
+                    float("inf"),
+                    (),
+                    float("nan"),
+                    float("nan"),
+                    0.0,
+                    0,
+                    0,
+                    note=f"shape {got.shape}, expected {expected.shape}",
+                )
             else:
                 with np.errstate(invalid="ignore"):
                     error = np.abs(got - expected)
-                agreement.errors[name][label] = float(np.nanmax(error)) if error.size and not np.isnan(error).all() else (float("nan") if error.size else 0.0)
+                agreement.errors[name][label] = (
+                    float(np.nanmax(error)) if error.size and not np.isnan(error).all() else (float("nan") if error.size else 0.0)
+                )
                 try:
                     mismatch = compare(got, expected, tol.rtol, tol.atol, _magnitude(expected))
                 except InvariantViolation as violation:  # cannot happen after the shape check; kept as a guard
-                    difference = Difference(name, label, labels[0], float("inf"), (), float("nan"), float("nan"), 0.0, 0, 0, note=violation.message)
+                    difference = Difference(
+                        name, label, labels[0], float("inf"), (), float("nan"), float("nan"), 0.0, 0, 0, note=violation.message
+                    )
                 else:
                     if mismatch is not None:
-                        difference = Difference(name, label, labels[0], mismatch.max_abs_error, mismatch.worst_index, mismatch.got,
-                                                mismatch.expected, mismatch.allowed, mismatch.mismatched, mismatch.total)
+                        difference = Difference(
+                            name,
+                            label,
+                            labels[0],
+                            mismatch.max_abs_error,
+                            mismatch.worst_index,
+                            mismatch.got,
+                            mismatch.expected,
+                            mismatch.allowed,
+                            mismatch.mismatched,
+                            mismatch.total,
+                        )
             if difference is not None and agreement.first_difference is None:
                 agreement.first_difference = difference
     return agreement

@@ -1,4 +1,4 @@
-"""pytest integration: ``pytest --pyargs conformance --backend=NAME [--dtype=float32,float64]``.
+"""pytest integration: ``pytest --pyargs transformer_spec.conformance --backend=NAME [--dtype=float32,float64]``.
 
 Each (invariant, dtype) pair becomes one test item named by the invariant id,
 so pytest's own ``-k``, ``-x`` and reports work as usual.
@@ -13,7 +13,9 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("transformer-spec", "transformer-spec conformance suite")
-    group.addoption("--backend", default=None, help="backend to check: numpy, torch, jax, module:attribute (default $TSPEC_BACKEND or numpy)")
+    group.addoption(
+        "--backend", default=None, help="backend to check: numpy, torch, jax, module:attribute (default $TSPEC_BACKEND or numpy)"
+    )
     group.addoption("--dtype", default="float32", help="comma-separated float dtypes to check (default float32)")
     group.addoption("--conformance-profile", default=None, help="dev, ci or thorough (default $TSPEC_PROFILE or dev)")
     group.addoption("--xfails", default=None, help="file of invariant ids expected to fail")
@@ -35,7 +37,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def conformance_backend(pytestconfig: pytest.Config):
-    from backends import load_backend
+    from transformer_spec.backends import load_backend
 
     from .runner import check_signature
 

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from scipy.special import erf, expit, logsumexp
 
-from spec.config import ModelConfig
+from transformer_spec.spec.config import ModelConfig
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -83,8 +83,9 @@ def allowed_keys(L: int, S: int, mask: np.ndarray | None, causal: bool) -> np.nd
     return allowed
 
 
-def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None,
-              causal: bool = False, scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray | None = None, causal: bool = False, scale: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     L, S = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = np.einsum("...ld,...sd->...ls", q, k) * scale
@@ -103,12 +104,18 @@ def norm(params: dict, config: ModelConfig, x: np.ndarray, prefix: str) -> np.nd
     return layer_norm(x, params[prefix + "weight"], params.get(prefix + "bias"), config.norm_eps)
 
 
-def multihead_attention(params: dict, config: ModelConfig, x: np.ndarray, prefix: str, start: int = 0,
-                        past: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+def multihead_attention(
+    params: dict,
+    config: ModelConfig,
+    x: np.ndarray,
+    prefix: str,
+    start: int = 0,
+    past: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """One head at a time: head h uses columns h*Dh .. (h+1)*Dh of Q, K and V."""
     D, Dh = config.d_model, config.head_dim
     qkv = linear(x, params[prefix + "qkv.weight"], params.get(prefix + "qkv.bias"))
-    q_all, k_all, v_all = qkv[..., :D], qkv[..., D:2 * D], qkv[..., 2 * D:]
+    q_all, k_all, v_all = qkv[..., :D], qkv[..., D : 2 * D], qkv[..., 2 * D :]
     L = x.shape[-2]
     positions = np.arange(start, start + L)
     heads = []

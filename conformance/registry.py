@@ -2,17 +2,17 @@
 
 A check is a function ``fn(case)`` decorated with :func:`check`; it draws its
 inputs through ``case`` (so the report can show them and write a repro) and
-raises :class:`conformance.case.InvariantViolation` when the invariant fails.
+raises :class:`transformer_spec.conformance.case.InvariantViolation` when the invariant fails.
 Every id must be declared in a spec module; every spec invariant must have a
 check (``tests/test_conformance_meta.py`` holds the suite to that).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-import spec
+from transformer_spec import spec
 
 FLOAT = "float"  # the check runs once per requested float dtype
 ANY = "any"  # dtype-independent: runs once, with the first requested dtype
@@ -44,8 +44,9 @@ class Check:
 CHECKS: dict[str, Check] = {}
 
 
-def check(invariant_id: str, dtypes: str = FLOAT, examples_factor: float = 1.0,
-          subject: str = BACKEND) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def check(
+    invariant_id: str, dtypes: str = FLOAT, examples_factor: float = 1.0, subject: str = BACKEND
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Register ``fn`` as the check of ``invariant_id`` (which a spec module must declare)."""
     if subject not in SUBJECTS:
         raise ValueError(f"check {invariant_id!r}: subject={subject!r}; expected one of {', '.join(SUBJECTS)}")

@@ -4,7 +4,7 @@
 :class:`Report`; :func:`render_table` prints it, :meth:`Report.to_json` writes
 it. ``run_tokenizer(tokenizer, "PATH")`` does the same for the tokenizer checks,
 against any object that follows the interface of ``spec/tokenizer.py``. The CLI
-(``tspec conformance``, ``python -m conformance``) and the pytest
+(``tspec conformance``, ``python -m transformer_spec.conformance``) and the pytest
 plugin are thin layers over this module.
 """
 
@@ -26,11 +26,11 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
 
-import spec
-from backends import Backend, load_backend, missing_kernels
+from transformer_spec import spec
+from transformer_spec.backends import Backend, load_backend, missing_kernels
 
-from .profiles import PROFILE_ENV, PROFILES, default_profile  # noqa: F401  (re-exported)
 from .case import Case, Comparison, InvariantViolation
+from .profiles import PROFILE_ENV, PROFILES, default_profile  # noqa: F401  (re-exported)
 from .registry import ANY, BACKEND, TOKENIZER, Check, load_all_checks
 
 # Examples per check. dev: a quick look (the whole suite well under two minutes on
@@ -106,14 +106,15 @@ def keyword_matcher(expression: str | None):
     try:
         compiled = compile(code, "<-k>", "eval")
     except SyntaxError:
-        raise ValueError(f"-k {expression!r} is not a valid expression; expected words joined by and/or/not and parentheses") from None
+        raise ValueError(
+            f"-k {expression!r} is not a valid expression; expected words joined by and/or/not and parentheses"
+        ) from None
     return lambda id_: bool(eval(compiled, {"__builtins__": {}}, {"id_": id_}))
 
 
 def check_signature(backend: Backend) -> list[str]:
     """Kernels the backend lacks; the suite refuses to start while any are missing."""
     return missing_kernels(backend)
-
 
 
 def _checked_profile(profile: str | None) -> str:
@@ -126,6 +127,7 @@ def _checked_profile(profile: str | None) -> str:
 def _seed_or_random(seed: int | None) -> int:
     """The given seed, or a fresh one (printed in the report, so any failure can be rerun)."""
     return int.from_bytes(os.urandom(4), "little") if seed is None else seed
+
 
 def run(
     backend: str | Backend | type[Backend] = "numpy",
@@ -145,12 +147,17 @@ def run(
     if missing:
         raise NotImplementedError(
             f"backend {instance.name!r} ({type(instance).__name__}) is missing kernels: {', '.join(missing)}; "
-            "implement them (see backends.base.KERNELS) before running the suite"
+            "implement them (see transformer_spec.backends.base.KERNELS) before running the suite"
         )
     seed = _seed_or_random(seed)
     checks = load_all_checks()
-    report = Report(backend=backend_spec, backend_class=f"{type(instance).__module__}.{type(instance).__qualname__}",
-                    dtypes=tuple(dtypes), profile=profile, seed=seed)
+    report = Report(
+        backend=backend_spec,
+        backend_class=f"{type(instance).__module__}.{type(instance).__qualname__}",
+        dtypes=tuple(dtypes),
+        profile=profile,
+        seed=seed,
+    )
     xfails = set(xfails or ())
     unknown_xfails = sorted(xfails - set(checks))
     if unknown_xfails:
@@ -165,7 +172,7 @@ def run(
             continue
         if not matches(check.id):
             continue
-        for dtype in (dtypes[:1] if check.dtypes == ANY else dtypes):
+        for dtype in dtypes[:1] if check.dtypes == ANY else dtypes:
             result = run_check(check, instance, dtype, profile, seed, backend_spec)
             if check.id in xfails:
                 result.status = {"failed": "xfailed", "error": "xfailed", "passed": "xpassed"}.get(result.status, result.status)
@@ -180,8 +187,9 @@ def _spec_of(backend: Any) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
-def run_check(check: Check, backend: Backend, dtype: str, profile: str, seed: int, backend_spec: str,
-              repro_header: str | None = None) -> Result:
+def run_check(
+    check: Check, backend: Backend, dtype: str, profile: str, seed: int, backend_spec: str, repro_header: str | None = None
+) -> Result:
     """Run one check for one dtype under Hypothesis; shrink any failure and describe it.
 
     ``backend`` is the object the check talks to (a tokenizer for tokenizer checks,
@@ -219,7 +227,15 @@ def run_check(check: Check, backend: Backend, dtype: str, profile: str, seed: in
     except InvariantViolation as violation:
         _describe_failure(base, "failed", violation.message, violation.details, last.get("case"), backend_spec, repro_header)
     except Flaky as flaky:
-        _describe_failure(base, "failed", f"flaky: the failure did not reproduce when replayed ({flaky})", {}, last.get("case"), backend_spec, repro_header)
+        _describe_failure(
+            base,
+            "failed",
+            f"flaky: the failure did not reproduce when replayed ({flaky})",
+            {},
+            last.get("case"),
+            backend_spec,
+            repro_header,
+        )
     except Exception as error:  # the backend crashed: that fails the invariant too
         tail = "".join(traceback.format_exception_only(type(error), error)).strip()
         _describe_failure(base, "error", f"raised {tail}", {}, last.get("case"), backend_spec, repro_header)
@@ -227,8 +243,15 @@ def run_check(check: Check, backend: Backend, dtype: str, profile: str, seed: in
     return base
 
 
-def _describe_failure(result: Result, status: str, message: str, details: dict[str, Any], case: Case | None, backend_spec: str,
-                      repro_header: str | None = None) -> None:
+def _describe_failure(
+    result: Result,
+    status: str,
+    message: str,
+    details: dict[str, Any],
+    case: Case | None,
+    backend_spec: str,
+    repro_header: str | None = None,
+) -> None:
     result.status = status
     result.message = message
     comparison = details.get("comparison")
@@ -354,9 +377,9 @@ def load_tokenizer_target(target: str) -> Any:
 def tokenizer_repro_header(tokenizer_spec: str) -> str:
     """Repro lines that bind the tokenizer ``tokenizer_spec`` names to ``be``."""
     if is_tokenizer_target(tokenizer_spec):
-        return f"from conformance.runner import load_tokenizer_target\nbe = load_tokenizer_target({tokenizer_spec!r})"
+        return f"from transformer_spec.conformance.runner import load_tokenizer_target\nbe = load_tokenizer_target({tokenizer_spec!r})"
     # A folder: the application's loader reads it. The repro is text, so naming tspec here keeps the layering.
-    return f"from tspec.tokenizers import load_tokenizer\nbe = load_tokenizer({tokenizer_spec!r})"
+    return f"from transformer_spec.tokenizers import load_tokenizer\nbe = load_tokenizer({tokenizer_spec!r})"
 
 
 def run_tokenizer(
@@ -387,8 +410,14 @@ def run_tokenizer(
         )
     seed = _seed_or_random(seed)
     checks = load_all_checks(TOKENIZER)
-    report = Report(backend=tokenizer_spec, backend_class=f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}",
-                    dtypes=(), profile=profile, seed=seed, subject=TOKENIZER)
+    report = Report(
+        backend=tokenizer_spec,
+        backend_class=f"{type(tokenizer).__module__}.{type(tokenizer).__qualname__}",
+        dtypes=(),
+        profile=profile,
+        seed=seed,
+        subject=TOKENIZER,
+    )
     xfails = set(xfails or ())
     unknown_xfails = sorted(xfails - set(load_all_checks()))
     if unknown_xfails:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.config import ModelConfig
-from spec.model import init_parameters
+from transformer_spec.spec.config import ModelConfig
+from transformer_spec.spec.model import init_parameters
 
 LENGTHS = (1, 2, 3, 5, 8)  # sequence lengths L, S and small batch axes
 WIDTHS = (2, 4, 8, 16)  # even feature widths (head width Dh, model width D)
@@ -67,7 +67,9 @@ def make_values(shape: tuple[int, ...], seed: int, regime: str, dtype: str) -> n
 
 
 @st.composite
-def float_arrays(draw: st.DrawFn, shape: tuple[int, ...], dtype: str, regimes: tuple[str, ...] = ("normal", "ties", "wide")) -> np.ndarray:
+def float_arrays(
+    draw: st.DrawFn, shape: tuple[int, ...], dtype: str, regimes: tuple[str, ...] = ("normal", "ties", "wide")
+) -> np.ndarray:
     """Yields a float64 array of ``shape`` with values from one of ``regimes`` (the first is the shrink target)."""
     regime = draw(st.sampled_from(regimes))
     seed = draw(st.integers(0, 2**32 - 1))
@@ -125,4 +127,4 @@ def model_parameters(config: ModelConfig, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
-MODEL_PARAMETERS_RECIPE = "conformance.strategies.model_parameters({config!r}, {seed})"
+MODEL_PARAMETERS_RECIPE = "transformer_spec.conformance.strategies.model_parameters({config!r}, {seed})"

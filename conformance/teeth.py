@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from backends.base import KVCache
-from backends.numpy import NumpyBackend
+from transformer_spec.backends.base import KVCache
+from transformer_spec.backends.numpy import NumpyBackend
 
 
 class Mutant(NumpyBackend):
@@ -323,7 +323,7 @@ MUTANTS: tuple[type[Mutant], ...] = tuple(
 # which run in float64 (``suite_dtypes``), can catch them.
 
 try:
-    from backends.torch import TorchBackend as _TorchBackend
+    from transformer_spec.backends.torch import TorchBackend as _TorchBackend
 except ImportError:  # torch is an optional dependency
     _TorchBackend = None
 
@@ -368,7 +368,9 @@ if _TorchBackend is not None:
         breaks = "gradients.composites_match_finite_differences"
 
         def _block(self, params, config, x, prefix, past, positions):
-            attn_out, kv = self._multihead_attention(params, config, self._norm(params, config, x, prefix + "ln1."), prefix + "attn.", past, positions)
+            attn_out, kv = self._multihead_attention(
+                params, config, self._norm(params, config, x, prefix + "ln1."), prefix + "attn.", past, positions
+            )
             h = x.detach() + attn_out
             return h + self._feed_forward(params, config, self._norm(params, config, h, prefix + "ln2."), prefix + "mlp."), kv
 

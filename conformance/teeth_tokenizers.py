@@ -2,7 +2,7 @@
 
 The suite checks any object with the interface of ``spec/tokenizer.py``, so its
 teeth are small tokenizers written here (the conformance layer does not import
-the application's ``tspec.tokenizers``):
+the application's ``transformer_spec.tokenizers``):
 
 * :class:`ReferenceByteTokenizer` — byte-level: the 256 bytes, a few multi-byte
   tokens (some of them half an emoji, so characters split across tokens), and
@@ -14,7 +14,7 @@ Each mutant is one of them with ONE plausible bug, and names the invariant that
 bug breaks (``breaks``); ``tests/test_tokenizer_conformance.py`` runs the
 tokenizer checks against each and asserts that this invariant is reported as
 failing. Every class builds itself with no arguments, so
-``tspec conformance --tokenizer conformance.teeth_tokenizers:NAME`` checks it.
+``tspec conformance --tokenizer transformer_spec.conformance.teeth_tokenizers:NAME`` checks it.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import json
 import operator
 import re
 import unicodedata
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from spec.errors import DTypeError, OutOfRangeError, SpecError
+from transformer_spec.spec.errors import DTypeError, OutOfRangeError, SpecError
 
 END_OF_TEXT = "<|endoftext|>"
 BYTE_FILE = "byte_tokenizer.json"
@@ -36,11 +37,52 @@ WORD_FILE = "word_tokenizer.json"
 # Multi-byte tokens of the reference byte tokenizer. b"\xf0\x9f" is the first half of
 # most emoji, so an emoji becomes [F0 9F][98][80]: a decoder must hold back its start.
 MERGED_TOKENS = (
-    b" the", b"the", b" a", b"at", b"on", b" on", b"ing", b"'s", b"\xf0\x9f", b"\xc3\xa9", b"\r\n", b"  ",
+    b" the",
+    b"the",
+    b" a",
+    b"at",
+    b"on",
+    b" on",
+    b"ing",
+    b"'s",
+    b"\xf0\x9f",
+    b"\xc3\xa9",
+    b"\r\n",
+    b"  ",
 )
 WORD_VOCAB = (
-    "<pad>", "<unk>", "<bos>", "<eos>", "the", "a", "cat", "sat", "on", "mat", "and", "it", "was", "happy",
-    "don", "t", "what", "is", "capital", "of", "42", "café", ".", ",", "!", "?", "'", "(", ")", "<", ">", "|",
+    "<pad>",
+    "<unk>",
+    "<bos>",
+    "<eos>",
+    "the",
+    "a",
+    "cat",
+    "sat",
+    "on",
+    "mat",
+    "and",
+    "it",
+    "was",
+    "happy",
+    "don",
+    "t",
+    "what",
+    "is",
+    "capital",
+    "of",
+    "42",
+    "café",
+    ".",
+    ",",
+    "!",
+    "?",
+    "'",
+    "(",
+    ")",
+    "<",
+    ">",
+    "|",
 )
 
 
@@ -137,7 +179,7 @@ class ReferenceByteTokenizer:
         ids, start = [], 0
         while start < len(data):
             for length in range(min(self._longest, len(data) - start), 0, -1):  # greedy: the longest known piece
-                token_id = self._ids.get(data[start:start + length])
+                token_id = self._ids.get(data[start : start + length])
                 if token_id is not None:
                     ids.append(token_id)
                     start += length
@@ -312,8 +354,8 @@ class ReferenceWordTokenizer:
         text = require_text(text, "encode")
         ids = [self.bos_id] if add_special else []
         start = 0
-        for match in (self._special_pattern.finditer(text) if parse_special else ()):
-            ids += [self._ids.get(t, self.unk_id) for t in self.split(text[start:match.start()])]
+        for match in self._special_pattern.finditer(text) if parse_special else ():
+            ids += [self._ids.get(t, self.unk_id) for t in self.split(text[start : match.start()])]
             ids.append(self._ids[match.group()])
             start = match.end()
         ids += [self._ids.get(t, self.unk_id) for t in self.split(text[start:])]
@@ -360,6 +402,13 @@ class DecodeGluesWords(ReferenceWordTokenizer):
 
 REFERENCES = [ReferenceByteTokenizer, ReferenceWordTokenizer]
 MUTANTS = [
-    StreamShowsBrokenCharacters, UnknownBytesOutOfRange, EndOfTextFromText, NormalizesToNFC, DecodeWrapsAround,
-    CacheKeyedByLength, LoadForgetsMergedTokens, NormalizeKeepsCase, DecodeGluesWords,
+    StreamShowsBrokenCharacters,
+    UnknownBytesOutOfRange,
+    EndOfTextFromText,
+    NormalizesToNFC,
+    DecodeWrapsAround,
+    CacheKeyedByLength,
+    LoadForgetsMergedTokens,
+    NormalizeKeepsCase,
+    DecodeGluesWords,
 ]

@@ -2,7 +2,7 @@
 
     python scripts/build_default_model.py            # ≈ 10-20 min on 2 CPU cores (torch backend, 1 thread)
 
-Stages (every number below comes from tspec.train.config.DEFAULT):
+Stages (every number below comes from transformer_spec.train.config.DEFAULT):
 
 1. **Corpus**: ``generate_corpus(0, 20000)`` for pretraining, and 400 other
    documents (another seed) held out for perplexity.
@@ -19,7 +19,7 @@ Stages (every number below comes from tspec.train.config.DEFAULT):
    same corpus; answers to the held-out countries' capital questions, from the
    base model (the bare question, and the fine-tuning prompt format) and from
    the fine-tuned model.
-6. **Write** the fine-tuned model into ``tspec/assets/default_model/``
+6. **Write** the fine-tuned model into ``transformer_spec/assets/default_model/``
    (safetensors) and the measured results into ``docs/results/default_model.json``
    and ``docs/results/default_model.md``. Nothing in the results is typed in.
 
@@ -46,34 +46,51 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from backends import load_backend  # noqa: E402
-from tspec.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from tspec.data import build_finetune_dataset, capital_qa_examples, generate_corpus  # noqa: E402
-from tspec.train.config import get_preset  # noqa: E402
-from tspec.train.evaluate import answer_examples, ngram_baselines, qa_summary, transformer_perplexity  # noqa: E402
-from tspec.train.pipeline import start_finetuning, start_pretraining, train_tokenizer  # noqa: E402
-from tspec.train.trainer import STATE_FILE, Trainer  # noqa: E402
-from tspec.train.pipeline import replay_spec  # noqa: E402
+from transformer_spec.backends import load_backend  # noqa: E402
+from transformer_spec.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from transformer_spec.data import build_finetune_dataset, capital_qa_examples, generate_corpus  # noqa: E402
+from transformer_spec.train.config import get_preset  # noqa: E402
+from transformer_spec.train.evaluate import answer_examples, ngram_baselines, qa_summary, transformer_perplexity  # noqa: E402
+from transformer_spec.train.pipeline import (  # noqa: E402
+    replay_spec,  # noqa: E402
+    start_finetuning,
+    start_pretraining,
+    train_tokenizer,
+)
+from transformer_spec.train.trainer import STATE_FILE  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="default", help="default (the shipped model) or smoke (seconds)")
     parser.add_argument("--backend", default="torch", help="torch (fastest here) or jax")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default 1: bit-reproducible, and fastest on a shared machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: bit-reproducible, and fastest on a shared machine)",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the loss (measure: see benchmarks/bench_train.py)")
     parser.add_argument("--work-dir", default="build/default_model", help="intermediate runs (resumable)")
-    parser.add_argument("--out", default=None, help="where the model goes (default: tspec/assets/default_model for the default preset)")
-    parser.add_argument("--results", default=None, help="results stem (default: docs/results/default_model for the default preset)")
+    parser.add_argument(
+        "--out", default=None, help="where the model goes (default: transformer_spec/assets/default_model for the default preset)"
+    )
+    parser.add_argument(
+        "--results", default=None, help="results stem (default: docs/results/default_model for the default preset)"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the runs in --work-dir instead of starting over")
     parser.add_argument("--pretrain-steps", type=int, default=None)
     parser.add_argument("--finetune-steps", type=int, default=None)
-    parser.add_argument("--dtype", default="float16", choices=("float16", "float32"),
-                        help="storage dtype of the shipped weights (computed in float32 either way); evaluated as stored")
+    parser.add_argument(
+        "--dtype",
+        default="float16",
+        choices=("float16", "float32"),
+        help="storage dtype of the shipped weights (computed in float32 either way); evaluated as stored",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    parser.add_argument("--render-only", action="store_true",
-                        help="only rewrite the .md results page from the existing .json (no training)")
+    parser.add_argument(
+        "--render-only", action="store_true", help="only rewrite the .md results page from the existing .json (no training)"
+    )
     return parser.parse_args(argv)
 
 
@@ -85,7 +102,7 @@ def run_stage(make_trainer, run_dir: Path, resume: bool, backend, args, changes)
     """Train one stage in ``run_dir``, resuming when asked and possible; returns (TrainResult, seconds)."""
     started = time.perf_counter()
     if resume and (run_dir / STATE_FILE).exists():
-        from tspec.train.pipeline import resume as resume_run
+        from transformer_spec.train.pipeline import resume as resume_run
 
         state = json.loads((run_dir / STATE_FILE).read_text())
         if state["step"] >= state["config"]["steps"] and not changes:
@@ -106,8 +123,16 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     preset = get_preset(args.preset)
     is_default = preset.name == "default"
-    out = Path(args.out) if args.out else (ROOT / "tspec/assets/default_model" if is_default else Path(args.work_dir) / "model")
-    results_stem = Path(args.results) if args.results else (ROOT / "docs/results/default_model" if is_default else Path(args.work_dir) / "results")
+    out = (
+        Path(args.out)
+        if args.out
+        else (ROOT / "transformer_spec/assets/default_model" if is_default else Path(args.work_dir) / "model")
+    )
+    results_stem = (
+        Path(args.results)
+        if args.results
+        else (ROOT / "docs/results/default_model" if is_default else Path(args.work_dir) / "results")
+    )
     if args.render_only:
         results = json.loads(Path(str(results_stem) + ".json").read_text(encoding="utf-8"))
         Path(str(results_stem) + ".md").write_text(render_markdown(results), encoding="utf-8")
@@ -130,8 +155,13 @@ def main(argv=None) -> int:
 
     # 1. corpus
     t = time.perf_counter()
-    data_spec = {"kind": "corpus", "seed": preset.corpus_seed, "documents": preset.corpus_documents,
-                 "held_out_seed": preset.held_out_seed, "held_out_documents": preset.held_out_documents}
+    data_spec = {
+        "kind": "corpus",
+        "seed": preset.corpus_seed,
+        "documents": preset.corpus_documents,
+        "held_out_seed": preset.held_out_seed,
+        "held_out_documents": preset.held_out_documents,
+    }
     corpus = generate_corpus(preset.corpus_seed, preset.corpus_documents)
     held_out = generate_corpus(preset.held_out_seed, preset.held_out_documents)
     timings["corpus"] = time.perf_counter() - t
@@ -147,22 +177,44 @@ def main(argv=None) -> int:
     # 3. pretrain
     base_dir = work / "base"
     pre_result, timings["pretrain"] = run_stage(
-        lambda: start_pretraining(backend, model_config, tokenizer, pretrain_config, data_spec, out_dir=base_dir,
-                                  compile=args.compile, progress=not args.quiet),
-        base_dir, args.resume, backend, args, {"steps": args.pretrain_steps} if args.pretrain_steps else None)
+        lambda: start_pretraining(
+            backend,
+            model_config,
+            tokenizer,
+            pretrain_config,
+            data_spec,
+            out_dir=base_dir,
+            compile=args.compile,
+            progress=not args.quiet,
+        ),
+        base_dir,
+        args.resume,
+        backend,
+        args,
+        {"steps": args.pretrain_steps} if args.pretrain_steps else None,
+    )
     base = load_checkpoint(base_dir)
     log(f"pretrained: step {base.metadata['step']}, {timings['pretrain']:.0f} s")
 
     # 4. fine-tune
-    ft_spec = {"kind": "builtin", "seed": preset.finetune_seed, "holdout_fraction": 0.2,
-               "stories_per_subject": preset.stories_per_subject,
-               "replay": replay_spec(base, preset.replay_rows, preset.replay_documents)}
+    ft_spec = {
+        "kind": "builtin",
+        "seed": preset.finetune_seed,
+        "holdout_fraction": 0.2,
+        "stories_per_subject": preset.stories_per_subject,
+        "replay": replay_spec(base, preset.replay_rows, preset.replay_documents),
+    }
     ft_dir = work / "finetuned"
     ft_result, timings["finetune"] = run_stage(
-        lambda: start_finetuning(backend, base, finetune_config, ft_spec, out_dir=ft_dir, compile=args.compile,
-                                 progress=not args.quiet),
-        ft_dir, args.resume and (ft_dir / STATE_FILE).exists(), backend, args,
-        {"steps": args.finetune_steps} if args.finetune_steps else None)
+        lambda: start_finetuning(
+            backend, base, finetune_config, ft_spec, out_dir=ft_dir, compile=args.compile, progress=not args.quiet
+        ),
+        ft_dir,
+        args.resume and (ft_dir / STATE_FILE).exists(),
+        backend,
+        args,
+        {"steps": args.finetune_steps} if args.finetune_steps else None,
+    )
     tuned = load_checkpoint(ft_dir)
     log(f"fine-tuned: step {tuned.metadata['step']}, {timings['finetune']:.0f} s")
     # What ships: the fine-tuned weights rounded to the storage dtype. Everything below evaluates exactly these.
@@ -190,9 +242,12 @@ def main(argv=None) -> int:
 
     # 6. write the model and the results
     metadata = {
-        "stage": "finetuned", "trained": True, "prompt_template": tuned.metadata.get("prompt_template"),
+        "stage": "finetuned",
+        "trained": True,
+        "prompt_template": tuned.metadata.get("prompt_template"),
         "response_template": tuned.metadata.get("response_template"),
-        "built_by": "scripts/build_default_model.py", "preset": preset.name,
+        "built_by": "scripts/build_default_model.py",
+        "preset": preset.name,
         "held_out_countries": [c.name for c in dataset.split.held_out],
         "results": "docs/results/default_model.json",
     }
@@ -208,15 +263,29 @@ def main(argv=None) -> int:
     results = {
         "command": "python scripts/build_default_model.py" + (f" --preset {preset.name}" if not is_default else ""),
         "preset": preset.name,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "backend": backend.name,
-                    "torch_threads": _torch_threads(backend)},
-        "model": {"config": model_config.to_dict(), "parameters": int(sum(p.size for p in tuned.params.values())),
-                  "storage_dtype": args.dtype, "files_bytes": size},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "backend": backend.name,
+            "torch_threads": _torch_threads(backend),
+        },
+        "model": {
+            "config": model_config.to_dict(),
+            "parameters": int(sum(p.size for p in tuned.params.values())),
+            "storage_dtype": args.dtype,
+            "files_bytes": size,
+        },
         "tokenizer": {"vocab_size": tokenizer.vocab_size, "trained_on_documents": preset.tokenizer_documents},
-        "data": {"corpus_documents": len(corpus), "corpus_tokens": int(sum(len(tokenizer.encode(d)) + 1 for d in corpus)),
-                 "held_out_documents": len(held_out), "finetune_examples": len(dataset.train),
-                 "held_out_countries": len(dataset.split.held_out), "held_out_questions": len(held_qa),
-                 "replay_rows": preset.replay_rows, "replay_documents": preset.replay_documents},
+        "data": {
+            "corpus_documents": len(corpus),
+            "corpus_tokens": int(sum(len(tokenizer.encode(d)) + 1 for d in corpus)),
+            "held_out_documents": len(held_out),
+            "finetune_examples": len(dataset.train),
+            "held_out_countries": len(dataset.split.held_out),
+            "held_out_questions": len(held_qa),
+            "replay_rows": preset.replay_rows,
+            "replay_documents": preset.replay_documents,
+        },
         "training": {
             "pretrain": _stage_summary(base, pre_result, timings["pretrain"]),
             "finetune": _stage_summary(tuned, ft_result, timings["finetune"]),
@@ -236,7 +305,8 @@ def main(argv=None) -> int:
     }
     results["criteria"]["finetuned_at_least_80_percent"] = results["criteria"]["finetuned_names_capital_held_out"] >= 0.8
     results["criteria"]["transformer_beats_best_ngram"] = (
-        results["criteria"]["transformer_word_perplexity"] < results["criteria"]["best_ngram_word_perplexity"])
+        results["criteria"]["transformer_word_perplexity"] < results["criteria"]["best_ngram_word_perplexity"]
+    )
     results_stem.parent.mkdir(parents=True, exist_ok=True)
     Path(str(results_stem) + ".json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     Path(str(results_stem) + ".md").write_text(render_markdown(results), encoding="utf-8")
@@ -293,7 +363,11 @@ def render_markdown(results: dict) -> str:
         f"- fine-tuned on {r['data']['finetune_examples']} examples (+ {r['data']['replay_rows']} windows of pretraining "
         f"text per batch): {r['training']['finetune']['steps']} steps in {r['training']['finetune']['seconds']:.0f} s",
         f"- backend {r['machine']['backend']}"
-        + (f" ({r['machine']['torch_threads']} thread{'s' if r['machine']['torch_threads'] != 1 else ''})" if r['machine']['torch_threads'] else "")
+        + (
+            f" ({r['machine']['torch_threads']} thread{'s' if r['machine']['torch_threads'] != 1 else ''})"
+            if r["machine"]["torch_threads"]
+            else ""
+        )
         + f" on {r['machine']['cpus']} CPUs "
         f"(a machine shared with other jobs); whole build {r['seconds']['total']:.0f} s",
         "",

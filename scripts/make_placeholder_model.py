@@ -1,4 +1,4 @@
-"""Write the placeholder default model into ``tspec/assets/default_model/``.
+"""Write the placeholder default model into ``transformer_spec/assets/default_model/``.
 
 It is NOT trained: a byte-level BPE tokenizer learned from the seeded corpus
 (so prompts tokenize into real sub-words) and a tiny GPT-2-shaped model with
@@ -19,11 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from spec.config import ModelConfig  # noqa: E402
-from spec.model import init_parameters  # noqa: E402
-from tspec.checkpoint import save_checkpoint  # noqa: E402
-from tspec.data.corpus import END_OF_TEXT, generate_corpus  # noqa: E402
-from tspec.tokenizers import ByteLevelBPETokenizer  # noqa: E402
+from transformer_spec.checkpoint import save_checkpoint  # noqa: E402
+from transformer_spec.data.corpus import END_OF_TEXT, generate_corpus  # noqa: E402
+from transformer_spec.spec.config import ModelConfig  # noqa: E402
+from transformer_spec.spec.model import init_parameters  # noqa: E402
+from transformer_spec.tokenizers import ByteLevelBPETokenizer  # noqa: E402
 
 CORPUS_SEED = 0
 CORPUS_DOCUMENTS = 2000
@@ -55,7 +55,9 @@ def build(out: Path) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "tspec" / "assets" / "default_model", help="checkpoint folder to write")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "transformer_spec" / "assets" / "default_model", help="checkpoint folder to write"
+    )
     args = parser.parse_args()
     folder = build(args.out)
     print(f"wrote {folder}: {', '.join(sorted(p.name for p in folder.iterdir()))}")

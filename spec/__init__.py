@@ -30,8 +30,21 @@ from .errors import ConfigError, DTypeError, NotFiniteError, OutOfRangeError, Sh
 
 # In pipeline order: the order of the report rows and of the docs.
 SPEC_MODULES = (
-    tokenizer, softmax, activations, linear, normalization, embedding, positional, attention,
-    multihead_attention, feedforward, block, model, loss, sampling, gradients,
+    tokenizer,
+    softmax,
+    activations,
+    linear,
+    normalization,
+    embedding,
+    positional,
+    attention,
+    multihead_attention,
+    feedforward,
+    block,
+    model,
+    loss,
+    sampling,
+    gradients,
 )
 COMPONENTS: tuple[Component, ...] = tuple(m.COMPONENT for m in SPEC_MODULES)
 
@@ -48,6 +61,17 @@ def all_invariants() -> dict[str, Invariant]:
 
 
 __all__ = [
-    "COMPONENTS", "SPEC_MODULES", "Component", "Invariant", "ModelConfig", "component", "all_invariants",
-    "SpecError", "ShapeError", "DTypeError", "OutOfRangeError", "ConfigError", "NotFiniteError",
+    "COMPONENTS",
+    "SPEC_MODULES",
+    "Component",
+    "Invariant",
+    "ModelConfig",
+    "component",
+    "all_invariants",
+    "SpecError",
+    "ShapeError",
+    "DTypeError",
+    "OutOfRangeError",
+    "ConfigError",
+    "NotFiniteError",
 ]

@@ -42,10 +42,16 @@ COMPONENT = Component(
     title="Activation functions",
     functions=("relu", "gelu", "silu"),
     invariants=invariants(
-        ("activations.elementwise", "Each activation keeps the shape and acts on each element alone: permuting the input permutes the output."),
+        (
+            "activations.elementwise",
+            "Each activation keeps the shape and acts on each element alone: permuting the input permutes the output.",
+        ),
         ("activations.relu_matches_reference", "relu agrees with the float64 reference."),
         ("activations.gelu_exact_matches_reference", "gelu(x, approximate=False) agrees with the erf form of the reference."),
-        ("activations.gelu_tanh_matches_reference", "gelu(x, approximate=True) agrees with the tanh form of the reference (GPT-2)."),
+        (
+            "activations.gelu_tanh_matches_reference",
+            "gelu(x, approximate=True) agrees with the tanh form of the reference (GPT-2).",
+        ),
         ("activations.silu_matches_reference", "silu agrees with the float64 reference."),
         ("activations.errors", "Integer input or a non-bool approximate flag raise a SpecError naming the argument."),
     ),

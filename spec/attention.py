@@ -54,13 +54,25 @@ COMPONENT = Component(
     invariants=invariants(
         ("attention.rows_normalized", "Each row of weights is non-negative and sums to 1 (0 for a row with no allowed key)."),
         ("attention.matches_reference", "out and weights agree with the float64 reference for any mask, scale and causal flag."),
-        ("attention.fast_path_matches_reference", "attention(..., need_weights=False), the path composites use, gives the reference output for any mask, scale and causal flag."),
+        (
+            "attention.fast_path_matches_reference",
+            "attention(..., need_weights=False), the path composites use, gives the reference output for any mask, scale and causal flag.",
+        ),
         ("attention.default_scale", "scale=None is the same as scale=1/sqrt(Dh)."),
         ("attention.causal", "With causal=True, output i does not change when keys/values after position i + S - L change."),
-        ("attention.causal_sees_past", "With causal=True, query i gives non-zero weight to key i + S - L and to key 0 (nothing allowed is cut off)."),
-        ("attention.key_permutation_invariant", "Permuting keys and values together (and the mask's columns) leaves the output unchanged."),
+        (
+            "attention.causal_sees_past",
+            "With causal=True, query i gives non-zero weight to key i + S - L and to key 0 (nothing allowed is cut off).",
+        ),
+        (
+            "attention.key_permutation_invariant",
+            "Permuting keys and values together (and the mask's columns) leaves the output unchanged.",
+        ),
         ("attention.masked_keys_zero_weight", "A key the mask disallows gets weight exactly 0."),
         ("attention.fully_masked_row_is_zero", "A query with no allowed key gets zero weights and a zero output."),
-        ("attention.errors", "Bad ranks, mismatched shapes, non-bool masks, causal with L > S raise a SpecError naming the argument."),
+        (
+            "attention.errors",
+            "Bad ranks, mismatched shapes, non-bool masks, causal with L > S raise a SpecError naming the argument.",
+        ),
     ),
 )

@@ -65,11 +65,21 @@ class ModelConfig:
         return self.d_model // self.n_heads
 
     @classmethod
-    def gpt2(cls, **overrides: Any) -> "ModelConfig":
+    def gpt2(cls, **overrides: Any) -> ModelConfig:
         """GPT-2 small (124M): pre-norm, learned positions, GELU-tanh, tied embeddings, eps 1e-5."""
         base = cls(
-            vocab_size=50257, context_length=1024, d_model=768, n_heads=12, n_layers=12, d_ff=3072,
-            positional="learned", norm="layer", activation="gelu_tanh", tie_embeddings=True, bias=True, norm_eps=1e-5,
+            vocab_size=50257,
+            context_length=1024,
+            d_model=768,
+            n_heads=12,
+            n_layers=12,
+            d_ff=3072,
+            positional="learned",
+            norm="layer",
+            activation="gelu_tanh",
+            tie_embeddings=True,
+            bias=True,
+            norm_eps=1e-5,
         )
         return replace(base, **overrides)
 
@@ -80,7 +90,7 @@ class ModelConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -31,7 +31,10 @@ COMPONENT = Component(
     functions=("feed_forward",),
     invariants=invariants(
         ("feedforward.matches_reference", "Agrees with the float64 reference for GELU-tanh, GELU, ReLU and SwiGLU."),
-        ("feedforward.position_wise", "Each output depends only on its own position: changing one position leaves the others unchanged, and permuting positions permutes the outputs."),
+        (
+            "feedforward.position_wise",
+            "Each output depends only on its own position: changing one position leaves the others unchanged, and permuting positions permutes the outputs.",
+        ),
         ("feedforward.errors", "An input whose last axis is not D raises a ShapeError naming x."),
     ),
 )

@@ -106,20 +106,30 @@ COMPONENT = Component(
     title="Gradients (automatic differentiation)",
     functions=("value_and_grad",),
     invariants=invariants(
-        ("gradients.declared_autodiff_works",
-         "A backend with supports_autodiff returns (value, grads): value equals fn(params), grads has the keys, "
-         "shapes and dtype of params, an unused parameter gets zeros, and params are left unchanged."),
-        ("gradients.primitives_match_finite_differences",
-         "For every primitive (softmax, log_softmax, relu, gelu both forms, silu, linear, layer_norm, rms_norm, "
-         "embedding, learned_positions, rotary, attention both paths, cross_entropy), <grad f, v> matches float64 "
-         "central differences along random unit directions v."),
-        ("gradients.composites_match_finite_differences",
-         "For multi-head attention, the feed-forward layer, the block and the model forward followed by the "
-         "cross-entropy loss, <grad f, v> matches float64 central differences along random unit directions v."),
-        ("gradients.cross_entropy_gradient_closed_form",
-         "The gradient of the mean cross-entropy over M kept rows is (softmax(z) - onehot(y)) / M on each kept row."),
-        ("gradients.loss_gradient_ignores_ignored_targets",
-         "Rows whose target is ignore_index get exactly zero gradient; all targets ignored gives loss 0 and zero "
-         "gradients for the logits and for every model parameter (never NaN)."),
+        (
+            "gradients.declared_autodiff_works",
+            "A backend with supports_autodiff returns (value, grads): value equals fn(params), grads has the keys, "
+            "shapes and dtype of params, an unused parameter gets zeros, and params are left unchanged.",
+        ),
+        (
+            "gradients.primitives_match_finite_differences",
+            "For every primitive (softmax, log_softmax, relu, gelu both forms, silu, linear, layer_norm, rms_norm, "
+            "embedding, learned_positions, rotary, attention both paths, cross_entropy), <grad f, v> matches float64 "
+            "central differences along random unit directions v.",
+        ),
+        (
+            "gradients.composites_match_finite_differences",
+            "For multi-head attention, the feed-forward layer, the block and the model forward followed by the "
+            "cross-entropy loss, <grad f, v> matches float64 central differences along random unit directions v.",
+        ),
+        (
+            "gradients.cross_entropy_gradient_closed_form",
+            "The gradient of the mean cross-entropy over M kept rows is (softmax(z) - onehot(y)) / M on each kept row.",
+        ),
+        (
+            "gradients.loss_gradient_ignores_ignored_targets",
+            "Rows whose target is ignore_index get exactly zero gradient; all targets ignored gives loss 0 and zero "
+            "gradients for the logits and for every model parameter (never NaN).",
+        ),
     ),
 )

@@ -26,9 +26,15 @@ COMPONENT = Component(
     title="Linear layer",
     functions=("linear",),
     invariants=invariants(
-        ("linear.matches_reference", "linear(x, w, b) agrees with the float64 reference within the primitive tolerance (scaled by Din)."),
+        (
+            "linear.matches_reference",
+            "linear(x, w, b) agrees with the float64 reference within the primitive tolerance (scaled by Din).",
+        ),
         ("linear.bias_is_added", "linear(x, w, b) - linear(x, w) = b on every row."),
         ("linear.acts_on_last_axis", "Any number of leading batch axes give the same rows as the flattened 2-D call."),
-        ("linear.errors", "Mismatched Din, a weight of rank != 2 or a bias of the wrong shape raise a ShapeError naming the argument."),
+        (
+            "linear.errors",
+            "Mismatched Din, a weight of rank != 2 or a bias of the wrong shape raise a ShapeError naming the argument.",
+        ),
     ),
 )

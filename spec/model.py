@@ -123,7 +123,9 @@ def check_parameters(config: ModelConfig, shapes: dict[str, tuple[int, ...]]) ->
         raise ConfigError(f"parameters do not match the config: {'; '.join(parts)}")
     for name, shape in expected.items():
         if tuple(shapes[name]) != shape:
-            raise ShapeError(f"parameter {name!r} has shape {fmt_shape(shapes[name])}, expected {fmt_shape(shape)} for this config")
+            raise ShapeError(
+                f"parameter {name!r} has shape {fmt_shape(shapes[name])}, expected {fmt_shape(shape)} for this config"
+            )
 
 
 COMPONENT = Component(
@@ -131,10 +133,19 @@ COMPONENT = Component(
     title="Decoder model",
     functions=("model_forward", "init_cache"),
     invariants=invariants(
-        ("model.matches_reference", "Logits agree with the float64 reference forward for every positional scheme, norm and activation."),
+        (
+            "model.matches_reference",
+            "Logits agree with the float64 reference forward for every positional scheme, norm and activation.",
+        ),
         ("model.causal", "Logits at position i do not change when tokens after i change."),
         ("model.cached_equals_full", "Decoding token by token with the KV cache gives the logits of one full forward pass."),
-        ("model.init_statistics", "init_parameters draws std 0.02, residual projections std 0.02/sqrt(2N), zero biases, unit norm weights, reproducibly from the seed."),
-        ("model.errors", "Ids out of range, sequences past the context, and parameters of the wrong shape raise a SpecError naming what was wrong."),
+        (
+            "model.init_statistics",
+            "init_parameters draws std 0.02, residual projections std 0.02/sqrt(2N), zero biases, unit norm weights, reproducibly from the seed.",
+        ),
+        (
+            "model.errors",
+            "Ids out of range, sequences past the context, and parameters of the wrong shape raise a SpecError naming what was wrong.",
+        ),
     ),
 )

@@ -19,9 +19,9 @@ KV cache
 The keys and values of earlier positions do not change when a token is
 appended (causality), so decoding keeps them: ``cache`` holds ``(K, V)`` of
 shape ``(B, H, S_past, Dh)`` per layer, new keys are appended, and the new
-queries attend causally with the alignment of :mod:`spec.attention`.
+queries attend causally with the alignment of :mod:`transformer_spec.spec.attention`.
 
-Parameters (names in the flat parameter dict, see :mod:`spec.model`)
+Parameters (names in the flat parameter dict, see :mod:`transformer_spec.spec.model`)
 -----------------------------------------------------------------------
 ``attn.qkv.weight`` ``(D, 3D)``, ``attn.qkv.bias`` ``(3D,)``,
 ``attn.proj.weight`` ``(D, D)``, ``attn.proj.bias`` ``(D,)`` (biases only when
@@ -30,7 +30,7 @@ Parameters (names in the flat parameter dict, see :mod:`spec.model`)
 Errors
 ------
 ``ShapeError`` if ``x`` is not ``(B, L, D)``; ``ConfigError`` if heads do not
-divide the width (raised by :class:`spec.config.ModelConfig`).
+divide the width (raised by :class:`transformer_spec.spec.config.ModelConfig`).
 """
 
 from .component import Component, invariants
@@ -42,7 +42,10 @@ COMPONENT = Component(
     invariants=invariants(
         ("multihead_attention.matches_reference", "Agrees with a float64 reference that loops over heads one at a time."),
         ("multihead_attention.causal", "Output at position i does not change when tokens after i change."),
-        ("multihead_attention.cached_equals_full", "Feeding the sequence in chunks through the KV cache gives the same outputs as one full call."),
+        (
+            "multihead_attention.cached_equals_full",
+            "Feeding the sequence in chunks through the KV cache gives the same outputs as one full call.",
+        ),
         ("multihead_attention.errors", "An input that is not (B, L, D) raises a ShapeError naming x and the expected width."),
     ),
 )

@@ -37,11 +37,23 @@ COMPONENT = Component(
     title="Normalization",
     functions=("layer_norm", "rms_norm"),
     invariants=invariants(
-        ("normalization.layer_norm_standardizes", "With w = 1, b = 0, each row has mean 0 and (biased) variance sigma^2/(sigma^2 + eps)."),
+        (
+            "normalization.layer_norm_standardizes",
+            "With w = 1, b = 0, each row has mean 0 and (biased) variance sigma^2/(sigma^2 + eps).",
+        ),
         ("normalization.layer_norm_matches_reference", "layer_norm agrees with the float64 reference."),
-        ("normalization.layer_norm_shift_scale_invariant", "layer_norm(a*x + c) = layer_norm(x) for a > 0 (eps = 0 limit, checked with eps tiny)."),
-        ("normalization.rms_norm_unit_rms", "With w = 1, each row has root-mean-square ms/(ms + eps) under the square root, i.e. 1 up to eps."),
+        (
+            "normalization.layer_norm_shift_scale_invariant",
+            "layer_norm(a*x + c) = layer_norm(x) for a > 0 (eps = 0 limit, checked with eps tiny).",
+        ),
+        (
+            "normalization.rms_norm_unit_rms",
+            "With w = 1, each row has root-mean-square ms/(ms + eps) under the square root, i.e. 1 up to eps.",
+        ),
         ("normalization.rms_norm_matches_reference", "rms_norm agrees with the float64 reference (no centring)."),
-        ("normalization.errors", "Weights of the wrong shape, non-float input or negative eps raise a SpecError naming the argument."),
+        (
+            "normalization.errors",
+            "Weights of the wrong shape, non-float input or negative eps raise a SpecError naming the argument.",
+        ),
     ),
 )

@@ -49,14 +49,26 @@ COMPONENT = Component(
     title="Positional encoding",
     functions=("sinusoidal_encoding", "rotary", "learned_positions"),
     invariants=invariants(
-        ("positional.sinusoidal_matches_formula", "sinusoidal_encoding agrees with the float64 formula, sin on even columns and cos on odd ones."),
-        ("positional.sinusoidal_distinct_positions", "Different positions get different vectors (pairwise distance bounded away from 0)."),
+        (
+            "positional.sinusoidal_matches_formula",
+            "sinusoidal_encoding agrees with the float64 formula, sin on even columns and cos on odd ones.",
+        ),
+        (
+            "positional.sinusoidal_distinct_positions",
+            "Different positions get different vectors (pairwise distance bounded away from 0).",
+        ),
         ("positional.sinusoidal_offset_consistent", "The table with offset o equals rows o.. of the table without offset."),
-        ("positional.learned_selects_rows", "learned_positions(table, L, offset) is rows offset..offset+L-1 of the table; past the table is an OutOfRangeError."),
+        (
+            "positional.learned_selects_rows",
+            "learned_positions(table, L, offset) is rows offset..offset+L-1 of the table; past the table is an OutOfRangeError.",
+        ),
         ("positional.rotary_preserves_norm", "Rotary leaves the length of every head vector unchanged."),
         ("positional.rotary_position_zero_is_identity", "At position 0 rotary is the identity."),
         ("positional.rotary_relative", "<rotary(q, p), rotary(k, s)> depends only on p - s."),
-        ("positional.rotary_matches_reference", "rotary agrees with the half-split float64 reference (pairs (i, i + Dh/2), not interleaved)."),
+        (
+            "positional.rotary_matches_reference",
+            "rotary agrees with the half-split float64 reference (pairs (i, i + Dh/2), not interleaved).",
+        ),
         ("positional.errors", "Odd widths, bad lengths, offsets or positions raise a SpecError naming the argument."),
     ),
 )

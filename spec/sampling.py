@@ -43,9 +43,18 @@ COMPONENT = Component(
         ("sampling.greedy_is_argmax", "temperature 0 returns the argmax, the lowest index on ties, for every u."),
         ("sampling.within_top_k", "The token is always one of the top_k most probable (ties toward the lower index)."),
         ("sampling.within_top_p", "The token always lies in the smallest most-probable prefix whose mass >= top_p."),
-        ("sampling.top_p_keeps_crossing_token", "The token that crosses the top_p threshold can be sampled: the kept mass is >= top_p."),
-        ("sampling.frequencies_match", "Over a uniform grid of u, each token's frequency equals its renormalised probability (within 1/grid)."),
-        ("sampling.temperature_scales", "The frequencies follow softmax(logits / T), not softmax(logits): temperature is applied."),
+        (
+            "sampling.top_p_keeps_crossing_token",
+            "The token that crosses the top_p threshold can be sampled: the kept mass is >= top_p.",
+        ),
+        (
+            "sampling.frequencies_match",
+            "Over a uniform grid of u, each token's frequency equals its renormalised probability (within 1/grid).",
+        ),
+        (
+            "sampling.temperature_scales",
+            "The frequencies follow softmax(logits / T), not softmax(logits): temperature is applied.",
+        ),
         ("sampling.matches_reference", "For u away from a cumulative boundary, the token equals the float64 reference's."),
         ("sampling.errors", "Bad temperature, top_k, top_p, u, NaN or mis-shaped logits raise a SpecError naming the argument."),
     ),

@@ -47,9 +47,15 @@ COMPONENT = Component(
         ("softmax.non_negative", "Every probability is >= 0 and <= 1."),
         ("softmax.shift_invariant", "softmax(x + c) = softmax(x) for any constant c added along the axis."),
         ("softmax.order_preserving", "If x_i > x_j then p_i >= p_j: larger scores never get smaller probabilities."),
-        ("softmax.finite_for_extreme_inputs", "For finite inputs as large as ±1e30 (±6e4 in float16) the result is finite and sums to 1."),
+        (
+            "softmax.finite_for_extreme_inputs",
+            "For finite inputs as large as ±1e30 (±6e4 in float16) the result is finite and sums to 1.",
+        ),
         ("softmax.matches_reference", "softmax agrees with the float64 reference within the primitive tolerance."),
-        ("softmax.log_softmax_matches_reference", "log_softmax agrees with the float64 reference within the primitive tolerance."),
+        (
+            "softmax.log_softmax_matches_reference",
+            "log_softmax agrees with the float64 reference within the primitive tolerance.",
+        ),
         ("softmax.log_softmax_is_log_of_softmax", "exp(log_softmax(x)) = softmax(x)."),
         ("softmax.errors", "Integer input, an axis out of range or an empty axis raise a SpecError naming the argument."),
     ),

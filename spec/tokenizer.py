@@ -2,7 +2,7 @@ r"""Tokenization: turning text into the integer ids the model reads, and back.
 
 The first and last step of the pipeline (text → tokenize → embed → … →
 sample → append → detokenize). Two kinds share one interface; the
-application layer implements them in ``tspec.tokenizers``.
+application layer implements them in ``transformer_spec.tokenizers``.
 
 Byte-level BPE (GPT-2)
 ----------------------
@@ -32,7 +32,7 @@ Word level
 ----------
 Lowercase, split with ``\w+|[^\w\s]`` (words; single punctuation marks), look
 each token up (``<unk>`` when unseen). Decoding joins with single spaces, with
-no space before punctuation (details in ``tspec.tokenizers.word``). Spacing
+no space before punctuation (details in ``transformer_spec.tokenizers.word``). Spacing
 and case are lost, so the round trip holds for the *normal form*:
 $\operatorname{decode}(\operatorname{encode}(s)) = \operatorname{normalize}(s)$
 when every token of $s$ is in the vocabulary.
@@ -59,7 +59,7 @@ Interface
   (``bool``) says whether the normal form folds case.
 
 The conformance suite (``tspec conformance --tokenizer PATH``, or
-``conformance.runner.run_tokenizer``) checks any object with this interface,
+``transformer_spec.conformance.runner.run_tokenizer``) checks any object with this interface,
 not only ours, and applies each invariant only where the tokenizer declares
 what it needs: ``tokenizer.roundtrip`` needs ``byte_level``;
 ``tokenizer.word_level_roundtrip`` needs ``normalize``; ``tokenizer.save_load``
@@ -103,18 +103,42 @@ from .component import Component, invariants
 COMPONENT = Component(
     name="tokenizer",
     title="Tokenization",
-    # Methods of a tokenizer object (tspec.tokenizers), not backend primitives:
+    # Methods of a tokenizer object (transformer_spec.tokenizers), not backend primitives:
     # tokenization runs on the host, the same for every backend.
     functions=("encode", "decode", "stream_decoder", "train", "save", "load"),
     invariants=invariants(
-        ("tokenizer.roundtrip", "Byte-level BPE: decode(encode(s)) == s for every Unicode string s, emoji and combining marks included."),
+        (
+            "tokenizer.roundtrip",
+            "Byte-level BPE: decode(encode(s)) == s for every Unicode string s, emoji and combining marks included.",
+        ),
         ("tokenizer.ids_in_range", "Every id encode returns names a token: 0 <= id < vocab_size, and decode accepts it."),
-        ("tokenizer.deterministic", "encode is a function of the text (cache warm or cold, any call order), and training twice on the same corpus writes identical files."),
-        ("tokenizer.no_special_from_text", "Ordinary text never yields a special-token id, even text spelling '<|endoftext|>' or '<bos>'; only parse_special=True or add_special=True do."),
-        ("tokenizer.stream_matches_decode", "The pieces of a stream decoder plus flush() concatenate to decode(ids), and no piece shows a broken character: an incomplete UTF-8 tail is held back."),
-        ("tokenizer.word_level_roundtrip", "Word tokenizer: decode(encode(s)) == normalize(s) when every token of s is known, encode(decode(ids)) == ids for special-free ids, and normalize is idempotent."),
-        ("tokenizer.gpt2_compatible", "On the same vocab.json and merges.txt, encode gives the same ids as GPT-2's algorithm (the tokenizers library), for files written by either side."),
-        ("tokenizer.save_load", "save then load (or load_tokenizer) gives a tokenizer with the same vocabulary and the same ids for every text."),
-        ("tokenizer.errors", "Missing files, malformed JSON (with its line), bad merges, out-of-range ids, non-str text and bad training options raise a SpecError naming what was wrong and what was expected."),
+        (
+            "tokenizer.deterministic",
+            "encode is a function of the text (cache warm or cold, any call order), and training twice on the same corpus writes identical files.",
+        ),
+        (
+            "tokenizer.no_special_from_text",
+            "Ordinary text never yields a special-token id, even text spelling '<|endoftext|>' or '<bos>'; only parse_special=True or add_special=True do.",
+        ),
+        (
+            "tokenizer.stream_matches_decode",
+            "The pieces of a stream decoder plus flush() concatenate to decode(ids), and no piece shows a broken character: an incomplete UTF-8 tail is held back.",
+        ),
+        (
+            "tokenizer.word_level_roundtrip",
+            "Word tokenizer: decode(encode(s)) == normalize(s) when every token of s is known, encode(decode(ids)) == ids for special-free ids, and normalize is idempotent.",
+        ),
+        (
+            "tokenizer.gpt2_compatible",
+            "On the same vocab.json and merges.txt, encode gives the same ids as GPT-2's algorithm (the tokenizers library), for files written by either side.",
+        ),
+        (
+            "tokenizer.save_load",
+            "save then load (or load_tokenizer) gives a tokenizer with the same vocabulary and the same ids for every text.",
+        ),
+        (
+            "tokenizer.errors",
+            "Missing files, malformed JSON (with its line), bad merges, out-of-range ids, non-str text and bad training options raise a SpecError naming what was wrong and what was expected.",
+        ),
     ),
 )

@@ -17,7 +17,7 @@ Two rows per dtype:
   matmuls) — about a hundred float32 ulps of that scale.
 
 * ``gradient`` — float64 only: a gradient's directional derivative against an
-  extrapolated central difference (see :mod:`spec.gradients`), relative to
+  extrapolated central difference (see :mod:`transformer_spec.spec.gradients`), relative to
   the gradient's norm. A gradient wrong by a fraction c of itself misses by
   about c·|∇f|/√n along a random direction over n variables: for c = 1/2 and
   n < 10^4 that is thousands of times this row.
@@ -65,4 +65,6 @@ def tolerance(dtype: str, kind: str = "primitive") -> Tolerance:
         return TOLERANCES[(dtype, kind)]
     except KeyError:
         known = sorted({d for d, _ in TOLERANCES})
-        raise KeyError(f"no tolerance for dtype {dtype!r}, kind {kind!r}; dtypes with tolerances: {known}, kinds: primitive, composite, gradient (float64)") from None
+        raise KeyError(
+            f"no tolerance for dtype {dtype!r}, kind {kind!r}; dtypes with tolerances: {known}, kinds: primitive, composite, gradient (float64)"
+        ) from None

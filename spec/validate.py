@@ -2,7 +2,7 @@
 
 They look only at shapes (tuples of ints), dtype names and Python scalars, so
 they run the same for NumPy, PyTorch and JAX arrays. Each raises an error from
-:mod:`spec.errors` whose message names the function, the argument, what it got
+:mod:`transformer_spec.spec.errors` whose message names the function, the argument, what it got
 and what was expected.
 """
 
@@ -42,27 +42,37 @@ def check_same_dtype(fn: str, args: dict[str, str]) -> None:
 
 def check_rank(fn: str, arg: str, shape: Sequence[int], min_rank: int, expected: str) -> None:
     if len(shape) < min_rank:
-        raise ShapeError(f"{fn}: argument {arg!r} has shape {fmt_shape(shape)} (rank {len(shape)}), expected {expected} (rank >= {min_rank})")
+        raise ShapeError(
+            f"{fn}: argument {arg!r} has shape {fmt_shape(shape)} (rank {len(shape)}), expected {expected} (rank >= {min_rank})"
+        )
 
 
 def check_exact_rank(fn: str, arg: str, shape: Sequence[int], rank: int, expected: str) -> None:
     if len(shape) != rank:
-        raise ShapeError(f"{fn}: argument {arg!r} has shape {fmt_shape(shape)} (rank {len(shape)}), expected {expected} (rank {rank})")
+        raise ShapeError(
+            f"{fn}: argument {arg!r} has shape {fmt_shape(shape)} (rank {len(shape)}), expected {expected} (rank {rank})"
+        )
 
 
 def check_shape(fn: str, arg: str, shape: Sequence[int], expected_shape: Sequence[int], expected: str) -> None:
     if tuple(shape) != tuple(expected_shape):
-        raise ShapeError(f"{fn}: argument {arg!r} has shape {fmt_shape(shape)}, expected {expected} = {fmt_shape(expected_shape)}")
+        raise ShapeError(
+            f"{fn}: argument {arg!r} has shape {fmt_shape(shape)}, expected {expected} = {fmt_shape(expected_shape)}"
+        )
 
 
 def check_nonempty(fn: str, arg: str, shape: Sequence[int], axis: int, what: str) -> None:
     if shape[axis] == 0:
-        raise ShapeError(f"{fn}: argument {arg!r} has shape {fmt_shape(shape)} with an empty {what} axis; expected at least one element")
+        raise ShapeError(
+            f"{fn}: argument {arg!r} has shape {fmt_shape(shape)} with an empty {what} axis; expected at least one element"
+        )
 
 
 def normalize_axis(fn: str, axis: int, rank: int) -> int:
     if not isinstance(axis, (int,)) or isinstance(axis, bool) or not -rank <= axis < rank:
-        raise ShapeError(f"{fn}: axis {axis!r} is out of range for an array of rank {rank}; expected an int in [{-rank}, {rank - 1}]")
+        raise ShapeError(
+            f"{fn}: axis {axis!r} is out of range for an array of rank {rank}; expected an int in [{-rank}, {rank - 1}]"
+        )
     return axis % rank
 
 

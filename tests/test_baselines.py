@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spec.errors import ConfigError
-from tspec.baselines import NGramModel, Perceptron, split_words
-from tspec.baselines.ngram import BOS, EOS, UNK
-from tspec.data import HAPPY, SAD, SentimentExample, generate_corpus, generate_sentiment_examples
-from tspec.data.sentiment import HAPPY_WORDS, SAD_WORDS
+from transformer_spec.baselines import NGramModel, Perceptron, split_words
+from transformer_spec.baselines.ngram import BOS, EOS, UNK
+from transformer_spec.data import HAPPY, SAD, SentimentExample, generate_corpus, generate_sentiment_examples
+from transformer_spec.data.sentiment import HAPPY_WORDS, SAD_WORDS
+from transformer_spec.spec.errors import ConfigError
 
 # Sums of a few thousand float64 probabilities; rounding error is ~1e-15 per term.
 PROBABILITY_SUM_TOLERANCE = 1e-9
@@ -91,9 +91,7 @@ def test_only_the_last_n_minus_1_words_matter(models, data, n):
     context = data.draw(contexts(model.vocabulary, min_size=n - 1))
     prefix = data.draw(contexts(model.vocabulary))
     last = context[-(n - 1) :] if n > 1 else []
-    np.testing.assert_array_equal(
-        model.next_word_distribution(prefix + last), model.next_word_distribution(last)
-    )
+    np.testing.assert_array_equal(model.next_word_distribution(prefix + last), model.next_word_distribution(last))
 
 
 @settings(max_examples=10, deadline=None)

@@ -9,10 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spec.config import ModelConfig
-from spec.errors import SpecError
-from spec.model import init_parameters, parameter_shapes
-from tspec.checkpoint import (
+from transformer_spec.checkpoint import (
     CONFIG_FILE,
     WEIGHTS_FILE,
     Checkpoint,
@@ -21,7 +18,10 @@ from tspec.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from tspec.tokenizers import ByteLevelBPETokenizer, WordTokenizer
+from transformer_spec.spec.config import ModelConfig
+from transformer_spec.spec.errors import SpecError
+from transformer_spec.spec.model import init_parameters, parameter_shapes
+from transformer_spec.tokenizers import ByteLevelBPETokenizer, WordTokenizer
 
 CONFIG = ModelConfig(vocab_size=300, context_length=16, d_model=16, n_heads=2, n_layers=2, d_ff=32)
 TEXTS = ["the cat sat on the mat.", "the dog ate the apple!", "Once upon a time there was a king."] * 3
@@ -173,7 +173,7 @@ def test_malformed_json_names_file_and_line(saved: Path) -> None:
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (lambda d: d.update(format="other"), '"format" is \'other\''),
+        (lambda d: d.update(format="other"), "\"format\" is 'other'"),
         (lambda d: d.update(version=2), "reads version 1"),
         (lambda d: d["model"].update(n_heads=3), "n_heads = 3 does not divide d_model = 16"),
         (lambda d: d["model"].update(colour="blue"), "unknown field(s) ['colour']"),

@@ -11,18 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from tspec import load_model
-from tspec.checkpoint import WEIGHTS_FILE, default_checkpoint_path
+from transformer_spec import load_model
+from transformer_spec.checkpoint import WEIGHTS_FILE, default_checkpoint_path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT
+
 PROMPT = "Once upon a time"
 
 
 def _start(*arguments: str) -> subprocess.Popen:
     environment = dict(os.environ, PYTHONPATH=str(ROOT), TSPEC_BACKEND="numpy", PYTHONIOENCODING="utf-8")
     return subprocess.Popen(
-        [sys.executable, "-m", "tspec.cli", "generate", *arguments],
-        cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [sys.executable, "-m", "transformer_spec.cli", "generate", *arguments],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -87,7 +91,10 @@ def test_bad_input_is_one_line_and_status_2(bad_runs, case) -> None:
 
 
 def test_generate_streams_text_and_reports_stats() -> None:
-    streamed, whole = _start(PROMPT, "--max-new-tokens", "8", "--seed", "3"), _start(PROMPT, "--max-new-tokens", "8", "--seed", "3", "--no-stream")
+    streamed, whole = (
+        _start(PROMPT, "--max-new-tokens", "8", "--seed", "3"),
+        _start(PROMPT, "--max-new-tokens", "8", "--seed", "3", "--no-stream"),
+    )
     quiet = _start(PROMPT, "--max-new-tokens", "8", "--seed", "3", "--no-echo")
     (status, stdout, stderr), (status2, stdout2, _), (status3, stdout3, _) = _finish(streamed), _finish(whole), _finish(quiet)
     assert status == status2 == status3 == 0, stderr

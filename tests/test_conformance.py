@@ -9,22 +9,25 @@ import sys
 
 import pytest
 
-import spec
-from backends import BackendError, load_backend
-from backends.base import Backend
-from conformance.registry import CHECKS, check, load_all_checks
-from conformance.runner import keyword_matcher, render_table, run
+from transformer_spec import spec
+from transformer_spec.backends import BackendError, load_backend
+from transformer_spec.backends.base import Backend
+from transformer_spec.conformance.registry import CHECKS, check, load_all_checks
+from transformer_spec.conformance.runner import keyword_matcher, render_table, run
+
+from .conftest import run_cli
 
 
 def tspec(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tspec.cli", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
+    return run_cli(*args, env=env)
 
 
 def test_every_spec_invariant_has_a_check_and_every_check_a_spec_invariant():
     checks = load_all_checks()  # the tokenizer's checks included: tests/test_tokenizer_conformance.py runs them
     declared = set(spec.all_invariants())
-    assert declared == set(checks), f"without a check: {sorted(declared - set(checks))}; without a spec entry: {sorted(set(checks) - declared)}"
+    assert declared == set(checks), (
+        f"without a check: {sorted(declared - set(checks))}; without a spec entry: {sorted(set(checks) - declared)}"
+    )
 
 
 def test_a_check_for_an_undeclared_invariant_is_refused():
@@ -64,7 +67,7 @@ def test_cli_table_report_and_exit_status(tmp_path):
 
 
 def test_cli_on_a_broken_backend_fails_with_counterexample_and_xfails_silence_it(tmp_path):
-    broken = "conformance.teeth:SoftmaxWithoutMaxSubtraction"
+    broken = "transformer_spec.conformance.teeth:SoftmaxWithoutMaxSubtraction"
     done = tspec("conformance", "--backend", broken, "-k", "softmax", "--seed", "0")
     assert done.returncode == 1
     assert "FAILED softmax.finite_for_extreme_inputs [float32]" in done.stdout and "repro:" in done.stdout
@@ -77,14 +80,51 @@ def test_cli_on_a_broken_backend_fails_with_counterexample_and_xfails_silence_it
 
 
 def test_python_m_conformance_and_pytest_pyargs():
-    done = subprocess.run([sys.executable, "-m", "conformance", "--backend", "numpy", "-k", "loss", "--quiet"], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "transformer_spec.conformance", "--backend", "numpy", "-k", "loss", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0 and "loss" in done.stdout
-    done = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "--backend=numpy", "-q", "-k", "embedding", "-p", "no:cacheprovider"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "transformer_spec.conformance",
+            "--backend=numpy",
+            "-q",
+            "-k",
+            "embedding",
+            "-p",
+            "no:cacheprovider",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     assert "passed" in done.stdout
-    done = subprocess.run([sys.executable, "-m", "pytest", "--pyargs", "conformance", "--backend=conformance.teeth:EmbeddingWrapsAround", "-q", "-k", "embedding", "-p", "no:cacheprovider"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "transformer_spec.conformance",
+            "--backend=transformer_spec.conformance.teeth:EmbeddingWrapsAround",
+            "-q",
+            "-k",
+            "embedding",
+            "-p",
+            "no:cacheprovider",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1 and "embedding.out_of_range_is_error" in done.stdout
 
 
@@ -98,7 +138,7 @@ def test_unknown_backend_is_one_clear_line():
 def test_missing_library_names_the_extra_to_install(monkeypatch):
     import importlib.util
 
-    import backends
+    from transformer_spec import backends
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "jax" else real(name, *a))
@@ -106,11 +146,14 @@ def test_missing_library_names_the_extra_to_install(monkeypatch):
         backends.load_backend("jax")
 
 
-@pytest.mark.parametrize("target, message", [
-    ("no_such_module_xyz:Backend", "cannot import module"),
-    ("conformance.teeth:NoSuchClass", "has no attribute"),
-    ("os.path:join", "expected a subclass or instance"),
-])
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("no_such_module_xyz:Backend", "cannot import module"),
+        ("transformer_spec.conformance.teeth:NoSuchClass", "has no attribute"),
+        ("os.path:join", "expected a subclass or instance"),
+    ],
+)
 def test_bad_module_attribute_backends(target, message):
     with pytest.raises(BackendError, match=message):
         load_backend(target)
@@ -133,5 +176,5 @@ def test_missing_kernels_are_named_before_anything_runs():
 
 
 def test_tspec_backend_environment_variable_sets_the_default(monkeypatch):
-    monkeypatch.setenv("TSPEC_BACKEND", "conformance.teeth:TemperatureIgnored")
+    monkeypatch.setenv("TSPEC_BACKEND", "transformer_spec.conformance.teeth:TemperatureIgnored")
     assert type(load_backend()).__name__ == "TemperatureIgnored"

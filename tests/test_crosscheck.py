@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conformance import teeth
-from conformance.crosscheck import compare_backends, random_model, trace_forward
-from spec.config import ModelConfig
+from transformer_spec.conformance import teeth
+from transformer_spec.conformance.crosscheck import compare_backends, random_model, trace_forward
+from transformer_spec.spec.config import ModelConfig
 
-BACKENDS = ["numpy"] + [name for name in ("torch", "jax") if importlib.util.find_spec(name) is not None]
+from .conftest import BACKENDS, run_cli
 
 # Together they cover every positional scheme, norm and activation, tied and untied heads, with and without biases.
 CHOICES = [
@@ -28,8 +25,19 @@ CHOICES = [
 
 
 def small_config(positional: str, norm: str, activation: str, tie: bool, bias: bool) -> ModelConfig:
-    return ModelConfig(vocab_size=64, context_length=16, d_model=32, n_heads=4, n_layers=2, d_ff=64,
-                       positional=positional, norm=norm, activation=activation, tie_embeddings=tie, bias=bias)
+    return ModelConfig(
+        vocab_size=64,
+        context_length=16,
+        d_model=32,
+        n_heads=4,
+        n_layers=2,
+        d_ff=64,
+        positional=positional,
+        norm=norm,
+        activation=activation,
+        tie_embeddings=tie,
+        bias=bias,
+    )
 
 
 @pytest.mark.skipif(len(BACKENDS) < 2, reason="needs torch or jax besides numpy")
@@ -55,13 +63,16 @@ def test_trace_is_in_computation_order_and_ends_in_the_logits():
     np.testing.assert_allclose(values["logits"], values["model_forward"], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("mutant, where", [
-    (teeth.BlockPostNorm, "blocks.0.block"),  # the steps are right; the block composite adds and norms in the wrong order
-    (teeth.HeadsSplitWithoutTranspose, "blocks.0.attn"),
-    (teeth.FeedForwardMixesPositions, "blocks.0.mlp"),
-    (teeth.SinusoidalIgnoresPosition, "positions"),
-    (teeth.UntiedHeadIgnored, "model_forward"),
-])
+@pytest.mark.parametrize(
+    "mutant, where",
+    [
+        (teeth.BlockPostNorm, "blocks.0.block"),  # the steps are right; the block composite adds and norms in the wrong order
+        (teeth.HeadsSplitWithoutTranspose, "blocks.0.attn"),
+        (teeth.FeedForwardMixesPositions, "blocks.0.mlp"),
+        (teeth.SinusoidalIgnoresPosition, "positions"),
+        (teeth.UntiedHeadIgnored, "model_forward"),
+    ],
+)
 def test_a_broken_backend_is_named_at_the_intermediate_where_it_starts(mutant, where):
     choice = ("sinusoidal", "layer", "gelu", False, True)
     config, params, ids = random_model(small_config(*choice), seed=3, batch=2, length=8)
@@ -80,15 +91,16 @@ def test_a_mutant_that_only_breaks_the_cache_agrees_without_one():
 
 
 def tspec(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tspec.cli", *args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PYTHONPATH": os.getcwd()})
+    return run_cli(*args)
 
 
 def test_cli_agrees_then_names_a_mutant():
-    done = tspec("crosscheck", "--backends", ",".join(BACKENDS[:2]) if len(BACKENDS) > 1 else "numpy,numpy", "--length", "6", "--seed", "2")
+    done = tspec(
+        "crosscheck", "--backends", ",".join(BACKENDS[:2]) if len(BACKENDS) > 1 else "numpy,numpy", "--length", "6", "--seed", "2"
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "AGREE" in done.stdout and "blocks.1.block" in done.stdout
-    done = tspec("crosscheck", "--backends", "numpy,conformance.teeth:BlockPostNorm", "--length", "6")
+    done = tspec("crosscheck", "--backends", "numpy,transformer_spec.conformance.teeth:BlockPostNorm", "--length", "6")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "DIFFER: first difference at blocks.0.block" in done.stdout
     done = tspec("crosscheck", "--backends", "numpy")

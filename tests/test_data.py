@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spec.errors import ConfigError, SpecError
-from tspec.data import (
+from transformer_spec.data import (
     COUNTRIES,
     COUNTRY_BY_NAME,
     DOCUMENTS_PER_COVERAGE_ROUND,
@@ -33,9 +32,10 @@ from tspec.data import (
     split_countries,
     write_jsonl,
 )
-from tspec.data.corpus import KIND_BLOCK, capital_statements
-from tspec.data.finetune import SHORT_ANSWER_SUFFIX, answer_names_capital
-from tspec.data.sentiment import HAPPY_WORDS, SAD_WORDS
+from transformer_spec.data.corpus import KIND_BLOCK, capital_statements
+from transformer_spec.data.finetune import SHORT_ANSWER_SUFFIX, answer_names_capital
+from transformer_spec.data.sentiment import HAPPY_WORDS, SAD_WORDS
+from transformer_spec.spec.errors import ConfigError, SpecError
 
 seeds = st.integers(min_value=0, max_value=2**32)
 FAST = settings(max_examples=15, deadline=None)
@@ -62,9 +62,20 @@ def test_countries_are_many_distinct_and_well_formed():
 
 @pytest.mark.parametrize(
     "name, capital",
-    [("Nigeria", "Abuja"), ("Kenya", "Nairobi"), ("Australia", "Canberra"), ("Canada", "Ottawa"),
-     ("Brazil", "Brasilia"), ("Turkey", "Ankara"), ("Tanzania", "Dodoma"), ("Switzerland", "Bern"),
-     ("Japan", "Tokyo"), ("United Kingdom", "London"), ("Morocco", "Rabat"), ("Myanmar", "Naypyidaw")],
+    [
+        ("Nigeria", "Abuja"),
+        ("Kenya", "Nairobi"),
+        ("Australia", "Canberra"),
+        ("Canada", "Ottawa"),
+        ("Brazil", "Brasilia"),
+        ("Turkey", "Ankara"),
+        ("Tanzania", "Dodoma"),
+        ("Switzerland", "Bern"),
+        ("Japan", "Tokyo"),
+        ("United Kingdom", "London"),
+        ("Morocco", "Rabat"),
+        ("Myanmar", "Naypyidaw"),
+    ],
 )
 def test_well_known_capitals(name, capital):
     assert COUNTRY_BY_NAME[name].capital == capital
@@ -270,7 +281,7 @@ GOOD = '{"prompt": "Hi", "response": "Hello", "kind": "chat"}'
     [
         (b"", None, r"empty.*expected one JSON object per line"),
         (b"\n  \n\n", None, r"empty"),
-        (f"{GOOD}\n{GOOD}\n{{\"prompt\": \"x\",\n".encode(), 3, r"malformed JSON.*expected one JSON object"),
+        (f'{GOOD}\n{GOOD}\n{{"prompt": "x",\n'.encode(), 3, r"malformed JSON.*expected one JSON object"),
         (f"{GOOD}\n[1, 2]\n".encode(), 2, r"JSON array, expected a JSON object"),
         (f'{GOOD}\n{{"prompt": "Hi", "kind": "chat"}}\n'.encode(), 2, r"missing field 'response'"),
         (b'{"prompt": "Hi"}\n', 1, r"missing fields 'response', 'kind'"),

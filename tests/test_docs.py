@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-import spec
+from transformer_spec.spec import softmax as softmax_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/ is not an installed package
 
@@ -91,7 +91,7 @@ def test_invariant_ids_and_statements_reach_the_site(site):
 
 def test_spec_math_reaches_the_site_unchanged(site):
     softmax = html(site, "components/softmax")
-    for line in specdoc.parse(spec.softmax).sections[0][1].splitlines():
+    for line in specdoc.parse(softmax_spec).sections[0][1].splitlines():
         if line.startswith("$$"):
             latex = line.strip("$")
             assert latex in softmax.replace("&amp;", "&"), f"the softmax math {latex!r} is not on the page"
@@ -100,7 +100,7 @@ def test_spec_math_reaches_the_site_unchanged(site):
 def test_reference_code_is_the_real_source(site):
     import inspect
 
-    from backends.numpy import NumpyBackend
+    from transformer_spec.backends.numpy import NumpyBackend
 
     page = html(site, "components/softmax")
     text = re.sub(r"<[^>]+>", "", page).replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"').replace("&amp;", "&")

@@ -55,8 +55,10 @@ def browser(tmp_path_factory):
         yield chromium
 
 
-MATH_DONE = ("document.querySelectorAll('.arithmatex').length > 0 && "
-             "[...document.querySelectorAll('.arithmatex')].every(e => e.querySelector('.katex'))")
+MATH_DONE = (
+    "document.querySelectorAll('.arithmatex').length > 0 && "
+    "[...document.querySelectorAll('.arithmatex')].every(e => e.querySelector('.katex'))"
+)
 
 
 def mermaid_svgs(page) -> int:
@@ -79,8 +81,9 @@ def assert_offline(page) -> None:
 def test_overview_draws_the_pipeline_diagram_offline(server, browser):
     page = browser.open(server + PAGES["overview"])
     # Material swaps each <pre class="mermaid"> for a <div class="mermaid"> once the diagram is drawn
-    assert page.wait_for("document.querySelector('div.mermaid') !== null && !document.querySelector('pre.mermaid')"), \
+    assert page.wait_for("document.querySelector('div.mermaid') !== null && !document.querySelector('pre.mermaid')"), (
         "the Mermaid source was never replaced by a diagram"
+    )
     assert mermaid_svgs(page) >= 1, "no <svg> was rendered for the Mermaid diagram"
     page.screenshot(ARTIFACTS / "docs-overview.png")
     assert_offline(page)

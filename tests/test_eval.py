@@ -6,20 +6,19 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backends import load_backend
-from spec.model import init_parameters
-from spec.tolerances import tolerance
-from tspec.data import COUNTRY_BY_NAME, Example, capital_qa_examples
-from tspec.train.config import SMOKE
-from tspec.train.data import IGNORE_INDEX
-from tspec.train.evaluate import (
+from transformer_spec.backends import load_backend
+from transformer_spec.data import COUNTRY_BY_NAME, Example, capital_qa_examples
+from transformer_spec.spec.model import init_parameters
+from transformer_spec.spec.tolerances import tolerance
+from transformer_spec.train.config import SMOKE
+from transformer_spec.train.data import IGNORE_INDEX
+from transformer_spec.train.evaluate import (
     Answer,
     _windows,
     answer_examples,
@@ -29,17 +28,21 @@ from tspec.train.evaluate import (
     sequence_nll,
     transformer_perplexity,
 )
-from tspec.train.pipeline import train_tokenizer
+from transformer_spec.train.pipeline import train_tokenizer
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT
+
 RESULTS = ROOT / "docs" / "results" / "default_model.json"
-DOCUMENTS = ["Once upon a time, there was a cat named Mia. The end.", "Abuja is the capital of Nigeria.",
-             "What is the capital of Kenya? she asked. " * 12]
+DOCUMENTS = [
+    "Once upon a time, there was a cat named Mia. The end.",
+    "Abuja is the capital of Nigeria.",
+    "What is the capital of Kenya? she asked. " * 12,
+]
 
 
 @pytest.fixture(scope="module")
 def smoke_model():
-    from tspec.data import generate_corpus
+    from transformer_spec.data import generate_corpus
 
     tokenizer = train_tokenizer(generate_corpus(0, 60), 300)
     config = replace(SMOKE.model, vocab_size=tokenizer.vocab_size)
@@ -54,7 +57,7 @@ def test_windows_score_each_position_once_with_its_own_context(n, context):
     for inputs, targets in _windows(sequence, context):
         assert 1 <= len(inputs) == len(targets) <= context
         start = inputs[0] - 1000
-        assert inputs == sequence[start: start + len(inputs)]  # a contiguous slice: the context is real
+        assert inputs == sequence[start : start + len(inputs)]  # a contiguous slice: the context is real
         for j, target in enumerate(targets):
             if target != IGNORE_INDEX:
                 assert target == sequence[start + j + 1]
@@ -78,7 +81,7 @@ def test_sequence_nll_equals_the_direct_sum(smoke_model):
 
 
 def test_perplexities_are_computed_per_token_and_per_word(smoke_model):
-    from tspec.baselines.ngram import split_words
+    from transformer_spec.baselines.ngram import split_words
 
     config, params, tokenizer = smoke_model
     result = transformer_perplexity(load_backend("numpy"), config, params, tokenizer, DOCUMENTS)
@@ -106,8 +109,9 @@ def test_qa_summary_counts():
     def answer(kind, exact, names):
         return Answer("q", "a", "r", kind, exact, names)
 
-    summary = qa_summary([answer("qa", True, True), answer("qa", False, True), answer("qa_short", False, False),
-                          answer("chat", False, None)])
+    summary = qa_summary(
+        [answer("qa", True, True), answer("qa", False, True), answer("qa_short", False, False), answer("chat", False, None)]
+    )
     assert summary["all"]["examples"] == 4
     assert summary["all"]["exact_match"] == pytest.approx(0.25)
     assert summary["all"]["names_capital"] == pytest.approx(2 / 3)  # the chat answer names no country: not judged
@@ -124,10 +128,11 @@ def test_answers_are_generated_and_judged(smoke_model):
 
 # ---------------------------------------------------------------------- the shipped model
 
+
 def test_shipped_model_matches_its_measured_results():
     """The results file was written by the build of the model that ships; greedy answers reproduce its samples."""
-    from tspec.checkpoint import load_default_checkpoint
-    from tspec.train.evaluate import answer
+    from transformer_spec.checkpoint import load_default_checkpoint
+    from transformer_spec.train.evaluate import answer
 
     if not RESULTS.exists():
         pytest.skip("docs/results/default_model.json not built yet (python scripts/build_default_model.py)")

@@ -14,20 +14,21 @@ import math
 import numpy as np
 import pytest
 
-from backends import available_backends, load_backend
-from conformance import reference
-from spec.config import ModelConfig
-from spec.errors import ConfigError, DTypeError, SpecError
-from spec.model import init_parameters
-from spec.tolerances import EPSILON
-from tspec import load_model
-from tspec.api import Model
-from tspec.checkpoint import Checkpoint
-from tspec.data.corpus import END_OF_TEXT, generate_corpus
-from tspec.generate import GenerationError, generate, generate_tokens, native_params
-from tspec.tokenizers import ByteLevelBPETokenizer, WordTokenizer
+from transformer_spec import load_model
+from transformer_spec.api import Model
+from transformer_spec.backends import load_backend
+from transformer_spec.checkpoint import Checkpoint
+from transformer_spec.conformance import reference
+from transformer_spec.data.corpus import END_OF_TEXT, generate_corpus
+from transformer_spec.generate import GenerationError, generate, generate_tokens, native_params
+from transformer_spec.spec.config import ModelConfig
+from transformer_spec.spec.errors import ConfigError, DTypeError, SpecError
+from transformer_spec.spec.model import init_parameters
+from transformer_spec.spec.tolerances import EPSILON
+from transformer_spec.tokenizers import ByteLevelBPETokenizer, WordTokenizer
 
-BACKENDS = [name for name in ("numpy", "torch", "jax") if name in available_backends()]
+from .conftest import BACKENDS
+
 CONFIG = ModelConfig(vocab_size=300, context_length=24, d_model=32, n_heads=4, n_layers=2, d_ff=64, tie_embeddings=False)
 PROMPTS = ("Once upon", "The king of the castle", "What is the capital")  # three lengths: three JAX compilations
 SAMPLING = (
@@ -41,7 +42,9 @@ SAMPLING = (
 
 @pytest.fixture(scope="module")
 def tokenizer() -> ByteLevelBPETokenizer:
-    return ByteLevelBPETokenizer.train(generate_corpus(seed=1, n_documents=200), vocab_size=CONFIG.vocab_size, special_tokens=(END_OF_TEXT,))
+    return ByteLevelBPETokenizer.train(
+        generate_corpus(seed=1, n_documents=200), vocab_size=CONFIG.vocab_size, special_tokens=(END_OF_TEXT,)
+    )
 
 
 def peaked_params(seed: int = 0) -> dict[str, np.ndarray]:
@@ -220,7 +223,7 @@ def _slide_reference(model, prompt_ids: list[int], steps: int, seed: int, option
     C = CONFIG.context_length
     params64 = {name: value.astype(np.float64) for name, value in model.params.items()}
     rng = np.random.Generator(np.random.PCG64(seed))
-    window = prompt_ids[-(C - 1):] if len(prompt_ids) > C else list(prompt_ids)
+    window = prompt_ids[-(C - 1) :] if len(prompt_ids) > C else list(prompt_ids)
     out = []
     for _ in range(steps):
         logits = reference.model_forward(params64, CONFIG, np.asarray([window]))[0, -1]
@@ -228,7 +231,7 @@ def _slide_reference(model, prompt_ids: list[int], steps: int, seed: int, option
         out.append(token)
         window = window + [token]
         if len(window) > C:
-            window = window[-(C - 1):]
+            window = window[-(C - 1) :]
     return out
 
 
@@ -251,7 +254,9 @@ def test_stream_pieces_concatenate_to_the_text(model, options) -> None:
     held_back = 0
     for seed in range(8):
         pieces: list[str] = []
-        result = generate("numpy", model, PROMPTS[0], max_new_tokens=16, seed=seed, stop_at_eos=False, stream=pieces.append, **options)
+        result = generate(
+            "numpy", model, PROMPTS[0], max_new_tokens=16, seed=seed, stop_at_eos=False, stream=pieces.append, **options
+        )
         assert "".join(pieces) == result.text
         assert all(pieces)
         full = model.tokenizer.decode(list(result.prompt_ids) + list(result.token_ids), skip_special=True)
@@ -266,10 +271,19 @@ def test_stream_word_tokenizer_spaces_after_prompt() -> None:
     words = WordTokenizer.train(texts)
     config = ModelConfig(vocab_size=words.vocab_size, context_length=16, d_model=16, n_heads=2, n_layers=1, d_ff=32)
     pieces: list[str] = []
-    result = generate("numpy", (config, init_parameters(config, seed=0), words), "The cat", max_new_tokens=6,
-                      seed=1, stop_at_eos=False, stream=pieces.append)
+    result = generate(
+        "numpy",
+        (config, init_parameters(config, seed=0), words),
+        "The cat",
+        max_new_tokens=6,
+        seed=1,
+        stop_at_eos=False,
+        stream=pieces.append,
+    )
     assert "".join(pieces) == result.text
-    assert words.normalize("The cat") + result.text == words.decode(list(result.prompt_ids) + list(result.token_ids), skip_special=True)
+    assert words.normalize("The cat") + result.text == words.decode(
+        list(result.prompt_ids) + list(result.token_ids), skip_special=True
+    )
 
 
 # ---------------------------------------------------------------------- results and timing
@@ -307,8 +321,10 @@ def test_three_line_api_on_the_default_model() -> None:
 
 def test_api_from_a_checkpoint_object(model) -> None:
     bound = Model(model, backend="numpy")
-    assert bound.generate(PROMPTS[0], max_new_tokens=4, seed=5, stop_at_eos=False).token_ids == \
-        generate("numpy", model, PROMPTS[0], max_new_tokens=4, seed=5, stop_at_eos=False).token_ids
+    assert (
+        bound.generate(PROMPTS[0], max_new_tokens=4, seed=5, stop_at_eos=False).token_ids
+        == generate("numpy", model, PROMPTS[0], max_new_tokens=4, seed=5, stop_at_eos=False).token_ids
+    )
 
 
 # ---------------------------------------------------------------------- bad input
@@ -347,7 +363,9 @@ def test_prompt_of_only_unknown_words() -> None:
     words = WordTokenizer.train(["the cat sat on the mat"])
     config = ModelConfig(vocab_size=words.vocab_size, context_length=8, d_model=8, n_heads=2, n_layers=1, d_ff=16)
     tiny = (config, init_parameters(config, seed=0), words)
-    with pytest.raises(GenerationError, match=r"every token of the prompt 'Zebras gallop' is unknown to the tokenizer \(all 2 ids"):
+    with pytest.raises(
+        GenerationError, match=r"every token of the prompt 'Zebras gallop' is unknown to the tokenizer \(all 2 ids"
+    ):
         generate("numpy", tiny, "Zebras gallop")
     assert generate("numpy", tiny, "Zebras sat", max_new_tokens=2).token_ids  # one known word is enough
 

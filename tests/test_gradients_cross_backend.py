@@ -14,11 +14,11 @@ import importlib.util
 import numpy as np
 import pytest
 
-from conformance import strategies as cs
-from conformance.case import compare
-from spec.config import ModelConfig
-from spec.model import init_parameters
-from spec.tolerances import tolerance
+from transformer_spec.conformance import strategies as cs
+from transformer_spec.conformance.case import compare
+from transformer_spec.spec.config import ModelConfig
+from transformer_spec.spec.model import init_parameters
+from transformer_spec.spec.tolerances import tolerance
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None or importlib.util.find_spec("jax") is None,
@@ -36,20 +36,33 @@ CHOICES = [
 
 
 def loss_and_gradients(name: str, config: ModelConfig, params: dict, ids: np.ndarray, targets: np.ndarray):
-    from backends import load_backend
+    from transformer_spec.backends import load_backend
 
     be = load_backend(name)
     native = {k: be.asarray(v, "float32") for k, v in params.items()}
     native_ids, native_targets = be.asarray(ids, "int64"), be.asarray(targets, "int64")
-    value, grads = be.value_and_grad(lambda p: be.cross_entropy(be.model_forward(p, config, native_ids)[0], native_targets))(native)
+    value, grads = be.value_and_grad(lambda p: be.cross_entropy(be.model_forward(p, config, native_ids)[0], native_targets))(
+        native
+    )
     return float(be.to_numpy(value)), {k: np.asarray(be.to_numpy(g), dtype=np.float64) for k, g in grads.items()}
 
 
 @pytest.mark.parametrize("choice, weights", CHOICES, ids=["-".join(map(str, c)) + "-" + w for c, w in CHOICES])
 def test_torch_and_jax_gradients_of_the_model_loss_agree(choice, weights):
     positional, norm, activation, tie, bias = choice
-    config = ModelConfig(vocab_size=64, context_length=16, d_model=32, n_heads=4, n_layers=2, d_ff=64,
-                         positional=positional, norm=norm, activation=activation, tie_embeddings=tie, bias=bias)
+    config = ModelConfig(
+        vocab_size=64,
+        context_length=16,
+        d_model=32,
+        n_heads=4,
+        n_layers=2,
+        d_ff=64,
+        positional=positional,
+        norm=norm,
+        activation=activation,
+        tie_embeddings=tie,
+        bias=bias,
+    )
     params = init_parameters(config, 0, dtype="float64") if weights == "gpt2_init" else cs.model_parameters(config, 0)
     rng = np.random.default_rng(1)
     ids = rng.integers(0, config.vocab_size, size=(2, 8))

@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backends import available_backends, load_backend
-from spec.tolerances import tolerance
-from tspec import load_model
-from tspec.checkpoint import load_checkpoint, save_checkpoint
-from tspec.data.corpus import END_OF_TEXT, generate_corpus
-from tspec.generate import generate, generate_tokens, native_params
-from tspec.hf import (
+from transformer_spec import load_model
+from transformer_spec.backends import load_backend
+from transformer_spec.checkpoint import load_checkpoint, save_checkpoint
+from transformer_spec.data.corpus import END_OF_TEXT, generate_corpus
+from transformer_spec.generate import generate, generate_tokens, native_params
+from transformer_spec.hf import (
     HFImportError,
     config_from_hf,
     gpt2_model_from_params,
@@ -32,12 +31,17 @@ from tspec.hf import (
     is_hf_gpt2_folder,
     params_from_hf,
 )
-from tspec.tokenizers import ByteLevelBPETokenizer
+from transformer_spec.spec.tolerances import tolerance
+from transformer_spec.tokenizers import ByteLevelBPETokenizer
 
-transformers = pytest.importorskip("transformers", reason="transformers is not installed (pip install 'transformer-spec[test]'); the Hugging Face import cannot be compared")
+from .conftest import BACKENDS
+
+transformers = pytest.importorskip(
+    "transformers",
+    reason="transformers is not installed (pip install 'transformer-spec[test]'); the Hugging Face import cannot be compared",
+)
 torch = pytest.importorskip("torch", reason="torch is not installed; transformers' GPT-2 needs it")
 
-BACKENDS = [name for name in ("numpy", "torch", "jax") if name in available_backends()]
 VOCAB_SIZE = 400
 TEXTS = [
     "Once upon a time there was a cat who lived in a castle.",
@@ -49,15 +53,22 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def tokenizer() -> ByteLevelBPETokenizer:
-    return ByteLevelBPETokenizer.train(generate_corpus(seed=1, n_documents=200), vocab_size=VOCAB_SIZE, special_tokens=(END_OF_TEXT,))
+    return ByteLevelBPETokenizer.train(
+        generate_corpus(seed=1, n_documents=200), vocab_size=VOCAB_SIZE, special_tokens=(END_OF_TEXT,)
+    )
 
 
 @pytest.fixture(scope="module")
 def hf_folder(tmp_path_factory, tokenizer) -> Path:
     torch.manual_seed(0)
     config = transformers.GPT2Config(
-        vocab_size=VOCAB_SIZE, n_positions=32, n_embd=32, n_layer=2, n_head=4,
-        bos_token_id=0, eos_token_id=0,
+        vocab_size=VOCAB_SIZE,
+        n_positions=32,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     model = transformers.GPT2LMHeadModel(config).eval()
     with torch.no_grad():
@@ -96,7 +107,14 @@ def test_folder_is_recognised(hf_folder) -> None:
 
 def test_config_mapping(imported) -> None:
     config = imported.config
-    assert (config.vocab_size, config.context_length, config.d_model, config.n_heads, config.n_layers, config.d_ff) == (VOCAB_SIZE, 32, 32, 4, 2, 128)
+    assert (config.vocab_size, config.context_length, config.d_model, config.n_heads, config.n_layers, config.d_ff) == (
+        VOCAB_SIZE,
+        32,
+        32,
+        4,
+        2,
+        128,
+    )
     assert config.activation == "gelu_tanh" and config.tie_embeddings and config.norm_eps == 1e-5
 
 
@@ -117,12 +135,14 @@ def test_logits_match_transformers(backend_name, imported, hf_model) -> None:
 def test_greedy_continuation_matches_transformers_generate(backend_name, imported, hf_model) -> None:
     backend = load_backend(backend_name)
     prompt = [int(i) for i in _ids(6, seed=5)[0]]
-    ours = generate_tokens(backend, imported.config, native_params(backend, imported.params), prompt,
-                           max_new_tokens=20, temperature=0.0)
+    ours = generate_tokens(
+        backend, imported.config, native_params(backend, imported.params), prompt, max_new_tokens=20, temperature=0.0
+    )
     with torch.no_grad():
-        theirs = hf_model.generate(torch.tensor([prompt]), max_new_tokens=20, min_new_tokens=20, do_sample=False,
-                                   use_cache=True, pad_token_id=0)
-    assert list(ours.token_ids) == theirs[0, len(prompt):].tolist()
+        theirs = hf_model.generate(
+            torch.tensor([prompt]), max_new_tokens=20, min_new_tokens=20, do_sample=False, use_cache=True, pad_token_id=0
+        )
+    assert list(ours.token_ids) == theirs[0, len(prompt) :].tolist()
 
 
 def test_tokenizer_matches_tokenizers_library(hf_folder, imported) -> None:
@@ -146,12 +166,18 @@ def test_load_model_imports_a_hugging_face_folder(hf_folder, hf_model) -> None:
     model = load_model(hf_folder, backend="numpy")
     ids = model.tokenizer.encode(TEXTS[0])[:32]
     tol = tolerance("float32", "primitive")
-    np.testing.assert_allclose(model.logits(model.tokenizer.decode(ids)), _hf_logits(hf_model, np.asarray([ids]))[0], rtol=tol.rtol, atol=tol.atol)
+    np.testing.assert_allclose(
+        model.logits(model.tokenizer.decode(ids)), _hf_logits(hf_model, np.asarray([ids]))[0], rtol=tol.rtol, atol=tol.atol
+    )
 
 
 def test_reverse_mapping_round_trips(imported, hf_model) -> None:
     state = hf_state_from_params(imported.params, imported.config)
-    theirs = {name: value.numpy() for name, value in hf_model.state_dict().items() if not re.fullmatch(r"transformer\.h\.\d+\.attn\.(bias|masked_bias)", name)}
+    theirs = {
+        name: value.numpy()
+        for name, value in hf_model.state_dict().items()
+        if not re.fullmatch(r"transformer\.h\.\d+\.attn\.(bias|masked_bias)", name)
+    }
     assert set(state) == set(theirs)
     for name, value in theirs.items():
         assert np.array_equal(state[name], value), name

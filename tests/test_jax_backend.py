@@ -2,7 +2,7 @@
 
 Value checks compute the expectation with the NumPy backend in float64 on the
 very inputs the JAX backend saw (rounded to the dtype under test) and compare
-with the tolerance row of :mod:`spec.tolerances`. Shapes come from a small
+with the tolerance row of :mod:`transformer_spec.spec.tolerances`. Shapes come from a small
 fixed set so every compiled kernel is compiled once and reused (JAX compiles
 once per new shape; see the pitfalls in DESIGN.md).
 """
@@ -21,13 +21,13 @@ import pytest
 
 jax = pytest.importorskip("jax")
 
-from backends import KVCache, load_backend, missing_kernels  # noqa: E402
-from backends.jax import TRACE_COUNTS, JaxBackend, StaticKVCache  # noqa: E402
-from backends.numpy import NumpyBackend  # noqa: E402
-from spec.config import ModelConfig  # noqa: E402
-from spec.errors import ConfigError, DTypeError, OutOfRangeError, ShapeError, SpecError  # noqa: E402
-from spec.model import init_parameters  # noqa: E402
-from spec.tolerances import tolerance  # noqa: E402
+from transformer_spec.backends import KVCache, load_backend, missing_kernels  # noqa: E402
+from transformer_spec.backends.jax import TRACE_COUNTS, JaxBackend, StaticKVCache  # noqa: E402
+from transformer_spec.backends.numpy import NumpyBackend  # noqa: E402
+from transformer_spec.spec.config import ModelConfig  # noqa: E402
+from transformer_spec.spec.errors import ConfigError, DTypeError, OutOfRangeError, ShapeError, SpecError  # noqa: E402
+from transformer_spec.spec.model import init_parameters  # noqa: E402
+from transformer_spec.spec.tolerances import tolerance  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 jb = JaxBackend()
@@ -55,6 +55,7 @@ def assert_close(got, expected: np.ndarray, dtype: str = "float32", kind: str = 
 
 # ---------------------------------------------------------------------------- basics
 
+
 def test_registry_loads_the_backend_with_every_kernel():
     backend = load_backend("jax")
     assert isinstance(backend, JaxBackend) and backend.name == "jax" and backend.supports_autodiff
@@ -66,9 +67,11 @@ def test_float64_without_x64_says_how_to_enable_it():
     if X64:
         pytest.skip("JAX's 64-bit mode is on in this process")
     assert jb.dtypes == ("float16", "bfloat16", "float32")
-    for attempt in (lambda: jb.asarray(np.ones(3), "float64"),
-                    lambda: jb.asarray(np.ones(3)),  # a float64 NumPy array is not silently rounded either
-                    lambda: jb.sinusoidal_encoding(4, 8, dtype="float64")):
+    for attempt in (
+        lambda: jb.asarray(np.ones(3), "float64"),
+        lambda: jb.asarray(np.ones(3)),  # a float64 NumPy array is not silently rounded either
+        lambda: jb.sinusoidal_encoding(4, 8, dtype="float64"),
+    ):
         with pytest.raises(DTypeError) as info:
             attempt()
         message = str(info.value)
@@ -123,15 +126,33 @@ def _primitive_cases(r: np.random.Generator, jx: JaxBackend = jb):
         ("silu", lambda: jx.silu(X), lambda: nb.silu(x64)),
         ("linear", lambda: jx.linear(X, jx.asarray(w), jx.asarray(b)), lambda: nb.linear(x64, w.astype(float), b.astype(float))),
         ("linear_no_bias", lambda: jx.linear(X, jx.asarray(w)), lambda: nb.linear(x64, w.astype(float))),
-        ("layer_norm", lambda: jx.layer_norm(X, jx.asarray(g), jx.asarray(beta), 1e-5),
-         lambda: nb.layer_norm(x64, g.astype(float), beta.astype(float), 1e-5)),
-        ("layer_norm_no_bias", lambda: jx.layer_norm(X, jx.asarray(g), None, 1e-3), lambda: nb.layer_norm(x64, g.astype(float), None, 1e-3)),
+        (
+            "layer_norm",
+            lambda: jx.layer_norm(X, jx.asarray(g), jx.asarray(beta), 1e-5),
+            lambda: nb.layer_norm(x64, g.astype(float), beta.astype(float), 1e-5),
+        ),
+        (
+            "layer_norm_no_bias",
+            lambda: jx.layer_norm(X, jx.asarray(g), None, 1e-3),
+            lambda: nb.layer_norm(x64, g.astype(float), None, 1e-3),
+        ),
         ("rms_norm", lambda: jx.rms_norm(X, jx.asarray(g), 1e-6), lambda: nb.rms_norm(x64, g.astype(float), 1e-6)),
-        ("embedding", lambda: jx.embedding(jx.asarray(table), jx.asarray(ids, "int64")), lambda: nb.embedding(table.astype(float), ids)),
-        ("sinusoidal", lambda: jx.sinusoidal_encoding(5, 8, 10000.0, 3), lambda: nb.sinusoidal_encoding(5, 8, 10000.0, 3, "float64")),
+        (
+            "embedding",
+            lambda: jx.embedding(jx.asarray(table), jx.asarray(ids, "int64")),
+            lambda: nb.embedding(table.astype(float), ids),
+        ),
+        (
+            "sinusoidal",
+            lambda: jx.sinusoidal_encoding(5, 8, 10000.0, 3),
+            lambda: nb.sinusoidal_encoding(5, 8, 10000.0, 3, "float64"),
+        ),
         ("rotary", lambda: jx.rotary(X, jx.asarray(positions, "int64"), 10000.0), lambda: nb.rotary(x64, positions, 10000.0)),
-        ("cross_entropy", lambda: jx.cross_entropy(jx.asarray(logits), jx.asarray(targets, "int64")),
-         lambda: nb.cross_entropy(logits.astype(float), targets)),
+        (
+            "cross_entropy",
+            lambda: jx.cross_entropy(jx.asarray(logits), jx.asarray(targets, "int64")),
+            lambda: nb.cross_entropy(logits.astype(float), targets),
+        ),
     ]
 
 
@@ -158,7 +179,9 @@ def test_attention_matches_numpy(name):
     r = rng(2)
     q, k, v = (r.standard_normal(s).astype(np.float32) for s in ((2, 3, L, 8), (2, 3, S, 8), (2, 3, S, 8)))
     mask = r.random((L, S)) > 0.3 if with_mask else None
-    out, weights = jb.attention(jb.asarray(q), jb.asarray(k), jb.asarray(v), None if mask is None else jb.asarray(mask), causal=causal, scale=0.3)
+    out, weights = jb.attention(
+        jb.asarray(q), jb.asarray(k), jb.asarray(v), None if mask is None else jb.asarray(mask), causal=causal, scale=0.3
+    )
     ref_out, ref_weights = nb.attention(q.astype(float), k.astype(float), v.astype(float), mask, causal=causal, scale=0.3)
     assert_close(out, ref_out, "float32", "composite")
     assert_close(weights, ref_weights, "float32")
@@ -197,6 +220,7 @@ def test_eager_primitives_equal_compiled():
 
 # ---------------------------------------------------------------------------- sampling
 
+
 def _sampling_cases():
     """(logits, u, temperature, top_k, top_p): ties, temperatures, every top-k / top-p combination."""
     r = rng(6)
@@ -208,8 +232,15 @@ def _sampling_cases():
                 logits = np.round(logits)  # many exact ties
             if V == 4096 and i % 4 == 1:
                 logits = logits * 0.01  # flat: top-p needs more than the candidate window, falls back to the sort
-            cases.append((logits.astype(np.float32), float(r.random()), [0.0, 0.5, 1.0, 2.0][i % 4],
-                          [None, 1, 3, V + 5][(i // 4) % 4], [None, 0.3, 0.9, 1.0][(i // 2) % 4]))
+            cases.append(
+                (
+                    logits.astype(np.float32),
+                    float(r.random()),
+                    [0.0, 0.5, 1.0, 2.0][i % 4],
+                    [None, 1, 3, V + 5][(i // 4) % 4],
+                    [None, 0.3, 0.9, 1.0][(i // 2) % 4],
+                )
+            )
     huge = np.array([3e38, 2.9e38, -3e38, 3e38, 0.0, 1e38, 2.99e38], np.float32)  # logits / T would overflow
     cases += [(huge, u, 0.01, None, None) for u in (0.1, 0.6, 0.99)] + [(huge * 1e-36, 0.7, 0.5, 2, 0.5)]
     return cases
@@ -249,8 +280,9 @@ def test_sample_rejects_bad_options_with_spec_errors():
 TINY = dict(vocab_size=48, context_length=16, d_model=16, n_heads=2, n_layers=2, d_ff=32)
 CONFIGS = {  # together they cover every positional scheme, norm, activation, tying and bias setting
     "learned_layer_gelutanh_tied_bias": ModelConfig(**TINY),
-    "sinusoidal_rms_gelu_untied_nobias": ModelConfig(**TINY, positional="sinusoidal", norm="rms", activation="gelu",
-                                                     tie_embeddings=False, bias=False),
+    "sinusoidal_rms_gelu_untied_nobias": ModelConfig(
+        **TINY, positional="sinusoidal", norm="rms", activation="gelu", tie_embeddings=False, bias=False
+    ),
     "rotary_layer_swiglu_untied_bias": ModelConfig(**TINY, positional="rotary", activation="swiglu", tie_embeddings=False),
     "rotary_rms_relu_tied_nobias": ModelConfig(**TINY, positional="rotary", norm="rms", activation="relu", bias=False),
 }
@@ -281,7 +313,7 @@ def _decode_incrementally(backend, jparams, config, ids, prompt=3):
     logits, cache = backend.model_forward(jparams, config, backend.asarray(ids[:, :prompt], "int64"))
     pieces = [backend.to_numpy(logits)]
     for t in range(prompt, ids.shape[1]):
-        logits, cache = backend.model_forward(jparams, config, backend.asarray(ids[:, t: t + 1], "int64"), cache)
+        logits, cache = backend.model_forward(jparams, config, backend.asarray(ids[:, t : t + 1], "int64"), cache)
         pieces.append(backend.to_numpy(logits))
     return np.concatenate(pieces, axis=1), cache
 
@@ -321,7 +353,10 @@ def test_branching_off_an_older_cache_leaves_both_valid():
     logits_b, cache_b = jb.model_forward(jparams, config, jb.asarray(b, "int64"), root)  # a branch: copies
     assert cache_a.is_newest() and cache_b.is_newest() and not root.is_newest()
     next_a, _ = jb.model_forward(jparams, config, jb.asarray(ids[:, 4:5], "int64"), cache_a)
-    for prefix, logits in ((np.concatenate([ids[:, :3], a, ids[:, 4:5]], 1), next_a[:, -1]), (np.concatenate([ids[:, :3], b], 1), logits_b[:, -1])):
+    for prefix, logits in (
+        (np.concatenate([ids[:, :3], a, ids[:, 4:5]], 1), next_a[:, -1]),
+        (np.concatenate([ids[:, :3], b], 1), logits_b[:, -1]),
+    ):
         full, _ = jb.model_forward(jparams, config, jb.asarray(np.pad(prefix, ((0, 0), (0, L - prefix.shape[1]))), "int64"))
         assert_close(logits, jb.to_numpy(full)[:, prefix.shape[1] - 1].astype(np.float64), "float32", "composite")
 
@@ -338,7 +373,9 @@ def test_a_base_kv_cache_is_accepted_and_a_wrong_cache_is_a_spec_error():
         jb.model_forward(jparams, config, jb.asarray(ids[:1, 3:4], "int64"), cache)
     other = CONFIGS["sinusoidal_rms_gelu_untied_nobias"]
     with pytest.raises(ConfigError, match="another ModelConfig"):
-        jb.model_forward({k: jb.asarray(v) for k, v in init_parameters(other, 0).items()}, other, jb.asarray(ids[:, :1], "int64"), cache)
+        jb.model_forward(
+            {k: jb.asarray(v) for k, v in init_parameters(other, 0).items()}, other, jb.asarray(ids[:, :1], "int64"), cache
+        )
     with pytest.raises(OutOfRangeError, match="context length"):
         jb.model_forward(jparams, config, jb.asarray(np.zeros((B, 14), np.int64), "int64"), cache)
 
@@ -364,12 +401,18 @@ def test_block_attention_and_feed_forward_composites_match_numpy():
     head, (k3, v3) = jb.block(jparams, config, X[:, :3], "blocks.1.")
     tail, _ = jb.block(jparams, config, X[:, 3:], "blocks.1.", past=(k3, v3))
     assert_close(tail, ref_out[:, 3:], "float32", "composite")
-    assert_close(jb.feed_forward(jparams, config, X, "blocks.0.mlp."), nb.feed_forward(params64, config, x64, "blocks.0.mlp."), "float32", "composite")
+    assert_close(
+        jb.feed_forward(jparams, config, X, "blocks.0.mlp."),
+        nb.feed_forward(params64, config, x64, "blocks.0.mlp."),
+        "float32",
+        "composite",
+    )
     attn, _ = jb.multihead_attention(jparams, config, X, "blocks.0.attn.")
     assert_close(attn, nb.multihead_attention(params64, config, x64, "blocks.0.attn.")[0], "float32", "composite")
 
 
 # ---------------------------------------------------------------------------- autodiff and float64
+
 
 def test_value_and_grad_float32_runs_and_rejects_non_scalars():
     config, _, jparams, ids = _model("learned_layer_gelutanh_tied_bias")
@@ -388,10 +431,10 @@ def test_value_and_grad_float32_runs_and_rejects_non_scalars():
 X64_SCRIPT = textwrap.dedent(
     """
     import json, numpy as np
-    from backends.jax import JaxBackend
-    from backends.numpy import NumpyBackend
-    from spec.config import ModelConfig
-    from spec.model import init_parameters
+    from transformer_spec.backends.jax import JaxBackend
+    from transformer_spec.backends.numpy import NumpyBackend
+    from transformer_spec.spec.config import ModelConfig
+    from transformer_spec.spec.model import init_parameters
     jb, nb = JaxBackend(), NumpyBackend()
     config = ModelConfig(vocab_size=48, context_length=16, d_model=16, n_heads=2, n_layers=2, d_ff=32,
                          positional="rotary", norm="rms", activation="swiglu")
@@ -424,7 +467,9 @@ def test_float64_and_value_and_grad_against_central_differences_in_x64_subproces
     """Also checks that TSPEC_JAX_CACHE_DIR turns on the persistent compilation cache."""
     cache_dir = tmp_path / "jax-cache"
     environment = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "TSPEC_JAX_CACHE_DIR": str(cache_dir)}
-    done = subprocess.run([sys.executable, "-c", X64_SCRIPT], cwd=REPO, env=environment, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-c", X64_SCRIPT], cwd=REPO, env=environment, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert cache_dir.is_dir() and any(cache_dir.iterdir()), "TSPEC_JAX_CACHE_DIR set, but no compiled program was written there"
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-import spec
-from conformance.runner import render_table, run
-from conformance.teeth import MUTANTS
+from transformer_spec import spec
+from transformer_spec.conformance.runner import render_table, run
+from transformer_spec.conformance.teeth import MUTANTS
 
 
 def test_catalogue_is_large_and_names_real_invariants():
@@ -26,11 +26,13 @@ def test_mutant_is_caught_by_the_invariant_it_breaks(mutant):
     dtypes = getattr(mutant, "suite_dtypes", ("float32",))  # gradient mutants are checked in float64
     report = run(mutant, dtypes=dtypes, profile="dev", components=(component,), seed=0)
     failed = report.failed_ids()
-    assert mutant.breaks in failed, f"{mutant.__name__} slipped through {mutant.breaks}; failed: {sorted(failed)}\n{render_table(report)}"
+    assert mutant.breaks in failed, (
+        f"{mutant.__name__} slipped through {mutant.breaks}; failed: {sorted(failed)}\n{render_table(report)}"
+    )
 
 
 def test_failure_report_has_counterexample_and_a_repro_that_reproduces():
-    from conformance.teeth import SoftmaxWithoutMaxSubtraction
+    from transformer_spec.conformance.teeth import SoftmaxWithoutMaxSubtraction
 
     report = run(SoftmaxWithoutMaxSubtraction, dtypes=("float32",), profile="dev", keyword="softmax.matches_reference", seed=0)
     (result,) = [r for r in report.results if r.bad]

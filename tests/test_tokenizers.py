@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spec.errors import ConfigError, DTypeError, OutOfRangeError, SpecError
-from spec.tokenizer import COMPONENT
-from tspec.tokenizers import (
+from transformer_spec.spec.errors import ConfigError, DTypeError, OutOfRangeError, SpecError
+from transformer_spec.spec.tokenizer import COMPONENT
+from transformer_spec.tokenizers import (
     ByteLevelBPETokenizer,
     InvalidTextError,
     Tokenizer,
@@ -28,8 +28,8 @@ from tspec.tokenizers import (
     load_tokenizer,
     pretokenize,
 )
-from tspec.tokenizers.bpe import PRETOKENIZER_ENGINE
-from tspec.tokenizers.word import SPECIAL_TOKENS, join_tokens
+from transformer_spec.tokenizers.bpe import PRETOKENIZER_ENGINE
+from transformer_spec.tokenizers.word import SPECIAL_TOKENS, join_tokens
 
 try:
     import tokenizers as hf_tokenizers
@@ -131,9 +131,31 @@ def word_dir(word, tmp_path_factory) -> Path:
 # Multi-code-point characters and scripts where a byte-level tokenizer is most
 # likely to split a character across tokens.
 TRICKY_PIECES = [
-    "😀", "👍🏽", "👨\u200d👩\u200d👧", "🇳🇬", "e\u0301", "a\u0308\u0304", "\u0915\u094d\u0937", "𝔘𝔫𝔦",
-    "\u200d", "\ufeff", "\x00", "\r\n", "ß", "İ", "ﬁ", "中文", "한국어", "\u2028", "\xa0", "  ", "\t",
-    "'s", "'ll", "<|endoftext|>", "<bos>",
+    "😀",
+    "👍🏽",
+    "👨\u200d👩\u200d👧",
+    "🇳🇬",
+    "e\u0301",
+    "a\u0308\u0304",
+    "\u0915\u094d\u0937",
+    "𝔘𝔫𝔦",
+    "\u200d",
+    "\ufeff",
+    "\x00",
+    "\r\n",
+    "ß",
+    "İ",
+    "ﬁ",
+    "中文",
+    "한국어",
+    "\u2028",
+    "\xa0",
+    "  ",
+    "\t",
+    "'s",
+    "'ll",
+    "<|endoftext|>",
+    "<bos>",
 ]
 WHITESPACE = [" ", "  ", "\n", "\t", " \n ", "\u3000"]
 
@@ -143,9 +165,7 @@ words_and_tricky_pieces = st.sampled_from(ENGLISH_WORDS + PUNCTUATION + TRICKY_P
 def unicode_text() -> st.SearchStrategy[str]:
     """Any Unicode string without lone surrogates (which have no UTF-8 form): random
     code points (unassigned ones included), emoji sequences, combining marks and words."""
-    return st.lists(st.one_of(st.characters(exclude_categories=["Cs"]), words_and_tricky_pieces), max_size=40).map(
-        "".join
-    )
+    return st.lists(st.one_of(st.characters(exclude_categories=["Cs"]), words_and_tricky_pieces), max_size=40).map("".join)
 
 
 def assigned_text() -> st.SearchStrategy[str]:
@@ -326,9 +346,7 @@ def test_stream_of_valid_text_never_shows_a_broken_character(bpe, text):
 def test_stream_of_any_ids_concatenates_to_decode(bpe, word, data, skip_special):
     for tokenizer in (bpe, word):
         ids = data.draw(id_lists(tokenizer.vocab_size))
-        assert "".join(stream(tokenizer, ids, skip_special=skip_special)) == tokenizer.decode(
-            ids, skip_special=skip_special
-        )
+        assert "".join(stream(tokenizer, ids, skip_special=skip_special)) == tokenizer.decode(ids, skip_special=skip_special)
 
 
 @covers("tokenizer.stream_matches_decode")
@@ -463,8 +481,9 @@ def test_oracle_trained_files_on_the_corpus(oracle_trained):
 @PROPERTY
 @given(text=assigned_text())
 def test_pretokenizer_matches_the_oracle_s(text):
-    oracle_words = [word for word, _ in hf_tokenizers.pre_tokenizers.ByteLevel(
-        add_prefix_space=False, use_regex=True).pre_tokenize_str(text)]
+    oracle_words = [
+        word for word, _ in hf_tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True).pre_tokenize_str(text)
+    ]
     table = bytes_to_unicode()
     assert ["".join(table[b] for b in w.encode("utf-8")) for w in pretokenize(text)] == oracle_words
 
@@ -636,7 +655,5 @@ def test_every_invariant_has_a_test():
     import sys
 
     module = sys.modules[__name__]
-    covered = {
-        getattr(test, "invariant_id", None) for name, test in vars(module).items() if name.startswith("test_")
-    } - {None}
+    covered = {getattr(test, "invariant_id", None) for name, test in vars(module).items() if name.startswith("test_")} - {None}
     assert covered == {inv.id for inv in COMPONENT.invariants}

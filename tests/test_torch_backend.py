@@ -2,7 +2,7 @@
 
 Every value check computes the expectation with the NumPy backend in float64 on
 the very inputs the torch backend saw (rounded to the dtype under test), and
-compares with the tolerance row of :mod:`spec.tolerances` for that dtype.
+compares with the tolerance row of :mod:`transformer_spec.spec.tolerances` for that dtype.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from backends import load_backend, missing_kernels  # noqa: E402
-from backends.numpy import NumpyBackend  # noqa: E402
-from backends.torch import DeviceUnavailableError, TorchBackend  # noqa: E402
-from spec.config import ModelConfig  # noqa: E402
-from spec.errors import ConfigError, DTypeError, OutOfRangeError, SpecError  # noqa: E402
-from spec.model import init_parameters  # noqa: E402
-from spec.tolerances import tolerance  # noqa: E402
+from transformer_spec.backends import load_backend, missing_kernels  # noqa: E402
+from transformer_spec.backends.numpy import NumpyBackend  # noqa: E402
+from transformer_spec.backends.torch import DeviceUnavailableError, TorchBackend  # noqa: E402
+from transformer_spec.spec.config import ModelConfig  # noqa: E402
+from transformer_spec.spec.errors import ConfigError, DTypeError, OutOfRangeError, SpecError  # noqa: E402
+from transformer_spec.spec.model import init_parameters  # noqa: E402
+from transformer_spec.spec.tolerances import tolerance  # noqa: E402
 
 FLOAT_DTYPES = ("float32", "float64")  # the dtypes whose values are checked against the reference
 LOW_PRECISION = ("float16", "bfloat16")
@@ -57,6 +57,7 @@ def assert_close(got, expected: np.ndarray, dtype: str, kind: str = "primitive")
 
 
 # ---------------------------------------------------------------------------- backend basics
+
 
 def test_registry_and_kernels():
     backend = load_backend("torch")
@@ -107,6 +108,7 @@ def test_structural_kernels():
 
 
 # ---------------------------------------------------------------------------- primitives vs the reference
+
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
 def test_softmax_and_log_softmax(dtype):
@@ -160,7 +162,9 @@ def test_embedding_and_positions(dtype):
         tb.embedding(tb.asarray(table, dtype), tb.asarray([[-1]], "int64"))
     assert np.array_equal(tb.to_numpy(tb.learned_positions(tb.asarray(table, dtype), 3, 2)), table[2:5])
     for offset in (0, 7):
-        assert_close(tb.sinusoidal_encoding(5, 8, 10000.0, offset, dtype), nb.sinusoidal_encoding(5, 8, 10000.0, offset, "float64"), dtype)
+        assert_close(
+            tb.sinusoidal_encoding(5, 8, 10000.0, offset, dtype), nb.sinusoidal_encoding(5, 8, 10000.0, offset, "float64"), dtype
+        )
     x = as_dtype(g.standard_normal((2, 3, 5, 8)), dtype)
     positions = np.array([0, 3, 4, 9, 1000])
     assert_close(tb.rotary(tb.asarray(x, dtype), tb.asarray(positions, "int64"), 500.0), nb.rotary(x, positions, 500.0), dtype)
@@ -172,13 +176,18 @@ def test_cross_entropy(dtype):
     logits = as_dtype(g.standard_normal((2, 5, 7)) * 3, dtype)
     targets = g.integers(0, 7, (2, 5))
     targets[0, 1] = targets[1, 3] = -100
-    assert_close(tb.cross_entropy(tb.asarray(logits, dtype), tb.asarray(targets, "int64")), nb.cross_entropy(logits, targets), dtype)
-    assert_close(tb.cross_entropy(tb.asarray(logits, dtype), tb.asarray(targets, "int32"), -100), nb.cross_entropy(logits, targets), dtype)
+    assert_close(
+        tb.cross_entropy(tb.asarray(logits, dtype), tb.asarray(targets, "int64")), nb.cross_entropy(logits, targets), dtype
+    )
+    assert_close(
+        tb.cross_entropy(tb.asarray(logits, dtype), tb.asarray(targets, "int32"), -100), nb.cross_entropy(logits, targets), dtype
+    )
     ignored = tb.asarray(np.full((2, 5), 3), "int64")  # ignore_index inside [0, V)
     assert_close(tb.cross_entropy(tb.asarray(logits, dtype), ignored, 3), np.zeros(()), dtype)  # all ignored: 0, not NaN
 
 
 # ---------------------------------------------------------------------------- attention
+
 
 def attention_inputs(dtype: str, batch: tuple[int, ...], L: int, S: int, seed: int = 7, value_dim: int = 8):
     g = rng(seed)
@@ -296,7 +305,9 @@ def torch_params(config: ModelConfig, dtype: str, seed: int = 0) -> tuple[dict, 
     return rounded, {name: tb.asarray(value, dtype) for name, value in rounded.items()}
 
 
-MODEL_VARIANTS = list(itertools.product(("learned", "sinusoidal", "rotary"), ("layer", "rms"), ("gelu_tanh", "gelu", "relu", "swiglu")))
+MODEL_VARIANTS = list(
+    itertools.product(("learned", "sinusoidal", "rotary"), ("layer", "rms"), ("gelu_tanh", "gelu", "relu", "swiglu"))
+)
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES)
@@ -304,7 +315,9 @@ MODEL_VARIANTS = list(itertools.product(("learned", "sinusoidal", "rotary"), ("l
 def test_model_forward_matches_reference(dtype, positional, norm, activation):
     ids = rng(9).integers(0, SMALL["vocab_size"], (2, 6))
     for tie_embeddings, bias in itertools.product((True, False), (True, False)):
-        config = ModelConfig(**SMALL, positional=positional, norm=norm, activation=activation, tie_embeddings=tie_embeddings, bias=bias)
+        config = ModelConfig(
+            **SMALL, positional=positional, norm=norm, activation=activation, tie_embeddings=tie_embeddings, bias=bias
+        )
         reference, params = torch_params(config, dtype)
         logits, cache = tb.model_forward(params, config, tb.asarray(ids, "int64"))
         expected, expected_cache = nb.model_forward(reference, config, ids)
@@ -323,7 +336,7 @@ def test_cached_decoding_equals_full_forward(dtype, positional):
     # a prompt of 4, then a chunk of 2, then one token at a time: every causal alignment L < S
     pieces, cache, start = [], None, 0
     for length in (4, 2, 1, 1, 1):
-        logits, cache = tb.model_forward(params, config, tb.asarray(ids[:, start:start + length], "int64"), cache)
+        logits, cache = tb.model_forward(params, config, tb.asarray(ids[:, start : start + length], "int64"), cache)
         pieces.append(tb.to_numpy(logits).astype(np.float64))
         start += length
     assert cache.length == 9
@@ -356,16 +369,28 @@ def test_low_precision_runs_and_is_close(dtype):
     x = as_dtype(rng(12).standard_normal((3, 16)), dtype)
     assert_close(tb.softmax(tb.asarray(x, dtype)), nb.softmax(x), dtype)
     assert_close(tb.gelu(tb.asarray(x, dtype), True), nb.gelu(x, True), dtype)
-    assert_close(tb.layer_norm(tb.asarray(x, dtype), tb.asarray(np.ones(16), dtype), None), nb.layer_norm(x, np.ones(16), None), dtype)
+    assert_close(
+        tb.layer_norm(tb.asarray(x, dtype), tb.asarray(np.ones(16), dtype), None), nb.layer_norm(x, np.ones(16), None), dtype
+    )
     assert isinstance(tb.sample(logits[0, -1], 0.5, 0.7, 5, 0.9), int)
     assert np.isfinite(tb.to_numpy(tb.cross_entropy(logits, tb.asarray(ids, "int64"))))
 
 
 # ---------------------------------------------------------------------------- sampling
 
+
 def test_sample_matches_reference():
     g = rng(13)
-    options = [(1.0, None, None), (0.7, None, None), (1.3, 5, None), (1.0, None, 0.9), (0.8, 10, 0.5), (2.0, 1, None), (1.0, 3, 1.0), (1.0, None, 0.05)]
+    options = [
+        (1.0, None, None),
+        (0.7, None, None),
+        (1.3, 5, None),
+        (1.0, None, 0.9),
+        (0.8, 10, 0.5),
+        (2.0, 1, None),
+        (1.0, 3, 1.0),
+        (1.0, None, 0.05),
+    ]
     compared = 0
     for trial in range(40):
         V = int(g.integers(2, 40))
@@ -393,10 +418,24 @@ def test_sample_matches_reference_on_large_vocabularies(vocabulary):
         if rounded:
             logits = np.round(logits * 2) / 2  # many ties, also at the top-k boundary
         native = tb.asarray(logits, "float64")
-        for temperature, top_k, top_p in ((1.0, None, 0.5), (1.0, None, 0.97), (0.5, None, 1.0), (1.0, 100, None), (2.0, 257, 0.9), (1.0, 1, 0.3)):
+        for temperature, top_k, top_p in (
+            (1.0, None, 0.5),
+            (1.0, None, 0.97),
+            (0.5, None, 1.0),
+            (1.0, 100, None),
+            (2.0, 257, 0.9),
+            (1.0, 1, 0.3),
+        ):
             for u in g.random(4):
                 expected = nb.sample(logits, float(u), temperature, top_k, top_p)
-                assert tb.sample(native, float(u), temperature, top_k, top_p) == expected, (scale, rounded, u, temperature, top_k, top_p)
+                assert tb.sample(native, float(u), temperature, top_k, top_p) == expected, (
+                    scale,
+                    rounded,
+                    u,
+                    temperature,
+                    top_k,
+                    top_p,
+                )
 
 
 def test_sample_edges():
@@ -410,20 +449,33 @@ def test_sample_edges():
 
 # ---------------------------------------------------------------------------- autodiff
 
+
 def finite_difference(loss, params: dict, name: str, index: tuple[int, ...], step: float) -> float:
     """d loss / d params[name][index] by the five-point central difference (error O(step⁴))."""
+
     def at(offset: float) -> float:
         shifted = dict(params)
         shifted[name] = params[name].clone()
         shifted[name][index] += offset
         return float(loss(shifted))
+
     return (-at(2 * step) + 8 * at(step) - 8 * at(-step) + at(-2 * step)) / (12 * step)
 
 
 @pytest.mark.parametrize("positional,norm,activation", [("learned", "layer", "gelu_tanh"), ("rotary", "rms", "swiglu")])
 def test_value_and_grad_matches_central_differences(positional, norm, activation):
-    config = ModelConfig(vocab_size=11, context_length=8, d_model=8, n_heads=2, n_layers=1, d_ff=12,
-                         positional=positional, norm=norm, activation=activation, tie_embeddings=positional == "learned")
+    config = ModelConfig(
+        vocab_size=11,
+        context_length=8,
+        d_model=8,
+        n_heads=2,
+        n_layers=1,
+        d_ff=12,
+        positional=positional,
+        norm=norm,
+        activation=activation,
+        tie_embeddings=positional == "learned",
+    )
     _, params = torch_params(config, "float64", seed=3)
     for name in params:  # weights of order one, so that every parameter moves the loss measurably
         params[name] = params[name] * (10.0 if params[name].ndim == 2 else 1.0)

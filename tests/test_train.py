@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,14 +22,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spec.config import ModelConfig
-from spec.errors import ConfigError, SpecError
-from spec.model import init_parameters
-from spec.tolerances import tolerance
-from tspec.data import Example
-from tspec.train.config import SMOKE, TrainConfig
-from tspec.train.data import IGNORE_INDEX, ExampleBatches, encode_example, format_prompt, pad_batch
-from tspec.train.optim import (
+from transformer_spec.data import Example
+from transformer_spec.spec.config import ModelConfig
+from transformer_spec.spec.errors import ConfigError, SpecError
+from transformer_spec.spec.model import init_parameters
+from transformer_spec.spec.tolerances import tolerance
+from transformer_spec.train.config import SMOKE, TrainConfig
+from transformer_spec.train.data import IGNORE_INDEX, ExampleBatches, encode_example, format_prompt, pad_batch
+from transformer_spec.train.optim import (
     AdamWConfig,
     adamw_update,
     bias_corrections,
@@ -45,12 +44,13 @@ from tspec.train.optim import (
 
 torch = pytest.importorskip("torch")
 
-from backends import load_backend  # noqa: E402
-from tspec.train.pipeline import start_finetuning, start_pretraining, train_tokenizer  # noqa: E402
-from tspec.train.steps import make_engine  # noqa: E402
-from tspec.train.trainer import STATE_FILE, TrainingDivergedError, TrainingError, Trainer  # noqa: E402
+from transformer_spec.backends import load_backend  # noqa: E402
+from transformer_spec.train.pipeline import start_finetuning, start_pretraining, train_tokenizer  # noqa: E402
+from transformer_spec.train.steps import make_engine  # noqa: E402
+from transformer_spec.train.trainer import STATE_FILE, TrainingDivergedError, TrainingError  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT, run_cli  # noqa: E402
+
 TINY = ModelConfig(vocab_size=48, context_length=16, d_model=16, n_heads=2, n_layers=1, d_ff=32)
 CORPUS_SPEC = {"kind": "corpus", "seed": 0, "documents": 120, "held_out_seed": 7, "held_out_documents": 10}
 
@@ -76,7 +76,7 @@ def torch_backend():
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from tspec.train.pipeline import pretraining_documents
+    from transformer_spec.train.pipeline import pretraining_documents
 
     documents, _ = pretraining_documents(CORPUS_SPEC)
     return train_tokenizer(documents, 300)
@@ -93,14 +93,15 @@ def small_train_config(**changes) -> TrainConfig:
 
 # ---------------------------------------------------------------------- the optimizer's math
 
+
 def reference_adamw(p, g, m, v, step, lr, b1, b2, eps, wd, decay):
     """AdamW (Loshchilov & Hutter, Algorithm 2 as PyTorch implements it), one element at a time, float64."""
     p, m, v = p.astype(np.float64).copy(), m.astype(np.float64).copy(), v.astype(np.float64).copy()
     for i in np.ndindex(p.shape):
         m[i] = b1 * m[i] + (1 - b1) * g[i]
         v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
-        m_hat = m[i] / (1 - b1 ** step)
-        v_hat = v[i] / (1 - b2 ** step)
+        m_hat = m[i] / (1 - b1**step)
+        v_hat = v[i] / (1 - b2**step)
         if decay:
             p[i] -= lr * wd * p[i]
         p[i] -= lr * m_hat / (math.sqrt(v_hat) + eps)
@@ -119,7 +120,9 @@ def test_adamw_update_matches_elementwise_reference(seed, step, lr, wd):
     bc1, bc2 = bias_corrections(step, config)
     new_p, new_m, new_v = adamw_update(params, grads, m, v, lr=lr, bias_correction1=bc1, bias_correction2=bc2, config=config)
     for name in params:
-        expected = reference_adamw(params[name], grads[name], m[name], v[name], step, lr, 0.9, 0.99, 1e-8, wd, params[name].ndim >= 2)
+        expected = reference_adamw(
+            params[name], grads[name], m[name], v[name], step, lr, 0.9, 0.99, 1e-8, wd, params[name].ndim >= 2
+        )
         for got, want in zip((new_p[name], new_m[name], new_v[name]), expected):
             assert close(got, want, "float64")
 
@@ -131,8 +134,10 @@ def test_matches_torch_optim_adamw_with_clipping_and_schedule():
     params = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
     config = AdamWConfig(lr=0.05, warmup_steps=2, total_steps=5, weight_decay=0.1, grad_clip=0.5, min_lr_ratio=0.1)
     tensors = {n: torch.tensor(p, requires_grad=True) for n, p in params.items()}
-    groups = [{"params": [tensors[n] for n in shapes if len(shapes[n]) >= 2], "weight_decay": 0.1},
-              {"params": [tensors[n] for n in shapes if len(shapes[n]) < 2], "weight_decay": 0.0}]
+    groups = [
+        {"params": [tensors[n] for n in shapes if len(shapes[n]) >= 2], "weight_decay": 0.1},
+        {"params": [tensors[n] for n in shapes if len(shapes[n]) < 2], "weight_decay": 0.0},
+    ]
     reference = torch.optim.AdamW(groups, lr=0.05, betas=(config.beta1, config.beta2), eps=config.eps)
     ours = {n: p.copy() for n, p in params.items()}
     m, v = init_moments(ours)
@@ -170,6 +175,7 @@ def test_torch_inplace_fast_path_equals_plain_path():
 
 # ---------------------------------------------------------------------- the schedule and clipping
 
+
 def test_schedule_warmup_cosine_and_floor():
     config = AdamWConfig(lr=1.0, warmup_steps=10, total_steps=110, min_lr_ratio=0.1)
     assert learning_rate_at(1, config) == pytest.approx(0.1)
@@ -192,7 +198,7 @@ def test_clipping_caps_the_global_norm_and_keeps_direction(seed, scale, max_norm
     rng = np.random.default_rng(seed)
     grads = {"a": rng.standard_normal((3, 2)) * scale, "b": rng.standard_normal(5) * scale}
     clipped, norm = clip_by_global_norm(grads, max_norm)
-    expected_norm = math.sqrt(sum(float((g ** 2).sum()) for g in grads.values()))
+    expected_norm = math.sqrt(sum(float((g**2).sum()) for g in grads.values()))
     assert float(norm) == pytest.approx(expected_norm)
     new_norm = float(global_norm(clipped))
     if expected_norm <= max_norm:
@@ -205,9 +211,14 @@ def test_clipping_caps_the_global_norm_and_keeps_direction(seed, scale, max_norm
 
 
 def test_optimizer_config_errors():
-    for kwargs, fragment in (({"lr": 0.0}, "learning rate"), ({"lr": -1e-3}, "learning rate"), ({"lr": float("nan")}, "learning rate"),
-                             ({"grad_clip": 0.0}, "gradient clip"), ({"warmup_steps": 20, "total_steps": 10}, "warm-up"),
-                             ({"beta1": 1.0}, "beta1")):
+    for kwargs, fragment in (
+        ({"lr": 0.0}, "learning rate"),
+        ({"lr": -1e-3}, "learning rate"),
+        ({"lr": float("nan")}, "learning rate"),
+        ({"grad_clip": 0.0}, "gradient clip"),
+        ({"warmup_steps": 20, "total_steps": 10}, "warm-up"),
+        ({"beta1": 1.0}, "beta1"),
+    ):
         with pytest.raises(ConfigError, match=fragment):
             AdamWConfig(**kwargs)
     with pytest.raises(ConfigError, match="batch size"):
@@ -215,6 +226,7 @@ def test_optimizer_config_errors():
 
 
 # ---------------------------------------------------------------------- engines
+
 
 def test_engines_agree_with_the_plain_path(torch_backend):
     """The torch fast engine and the JAX jit-compiled step follow the plain path (same seed, same batches).
@@ -248,8 +260,11 @@ def test_backend_without_autodiff_is_refused():
 
 # ---------------------------------------------------------------------- the loop
 
+
 def test_loss_decreases_on_a_tiny_model(torch_backend):
-    engine = make_engine("auto", torch_backend, TINY, AdamWConfig(lr=1e-2, warmup_steps=2, total_steps=40), init_parameters(TINY, 0))
+    engine = make_engine(
+        "auto", torch_backend, TINY, AdamWConfig(lr=1e-2, warmup_steps=2, total_steps=40), init_parameters(TINY, 0)
+    )
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 48, (4, 16))
     targets = np.roll(ids, -1, axis=1)  # a learnable mapping: predict the next id of a fixed batch
@@ -273,7 +288,9 @@ def test_same_seed_same_losses_other_seed_other_losses(torch_backend, tokenizer)
 def test_resume_equals_uninterrupted_run(torch_backend, tokenizer, tmp_path):
     config = small_train_config(checkpoint_every=5)
     model = smoke_model(tokenizer)
-    whole = start_pretraining(torch_backend, model, tokenizer, config, CORPUS_SPEC, out_dir=tmp_path / "whole", progress=False).run()
+    whole = start_pretraining(
+        torch_backend, model, tokenizer, config, CORPUS_SPEC, out_dir=tmp_path / "whole", progress=False
+    ).run()
 
     stopper = start_pretraining(torch_backend, model, tokenizer, config, CORPUS_SPEC, out_dir=tmp_path / "cut", progress=False)
     stopper.on_step = lambda trainer, result: trainer.request_stop() if trainer.step == 7 else None
@@ -282,12 +299,12 @@ def test_resume_equals_uninterrupted_run(torch_backend, tokenizer, tmp_path):
     state = json.loads((tmp_path / "cut" / STATE_FILE).read_text())
     assert state["step"] == 7
 
-    from tspec.train.pipeline import resume
+    from transformer_spec.train.pipeline import resume
 
     resumed = resume(torch_backend, tmp_path / "cut", progress=False).run()
     assert resumed.stopped == "finished" and resumed.step == config.steps
     assert resumed.losses == whole.losses  # the first 7 from the first session, the rest recomputed: identical
-    from tspec.checkpoint import load_checkpoint
+    from transformer_spec.checkpoint import load_checkpoint
 
     a, b = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "cut")
     assert all(np.array_equal(a.params[n], b.params[n]) for n in a.params)
@@ -295,17 +312,23 @@ def test_resume_equals_uninterrupted_run(torch_backend, tokenizer, tmp_path):
 
 def test_finetune_resume_equals_uninterrupted_run(torch_backend, tokenizer, tmp_path):
     """The fine-tuning data order (epochs over examples) is part of the saved state too."""
-    from tspec.checkpoint import load_checkpoint
-    from tspec.train.pipeline import resume
+    from transformer_spec.checkpoint import load_checkpoint
+    from transformer_spec.train.pipeline import resume
 
     model = smoke_model(tokenizer)
     base_dir = tmp_path / "base"
-    start_pretraining(torch_backend, model, tokenizer, small_train_config(steps=3), CORPUS_SPEC, out_dir=base_dir, progress=False).run()
+    start_pretraining(
+        torch_backend, model, tokenizer, small_train_config(steps=3), CORPUS_SPEC, out_dir=base_dir, progress=False
+    ).run()
     base = load_checkpoint(base_dir)
-    from tspec.train.pipeline import replay_spec
+    from transformer_spec.train.pipeline import replay_spec
 
-    spec = {"kind": "jsonl", "paths": [str(write_examples(tmp_path / "qa.jsonl", 7))], "eval_path": None,
-            "replay": replay_spec(base, 2, 60)}  # rehearsal windows are drawn from the same saved generator
+    spec = {
+        "kind": "jsonl",
+        "paths": [str(write_examples(tmp_path / "qa.jsonl", 7))],
+        "eval_path": None,
+        "replay": replay_spec(base, 2, 60),
+    }  # rehearsal windows are drawn from the same saved generator
     config = TrainConfig.create(steps=8, batch_size=3, context_length=64, lr=5e-3, log_every=100)
     whole = start_finetuning(torch_backend, base, config, spec, out_dir=tmp_path / "whole", progress=False).run()
     stopper = start_finetuning(torch_backend, base, config, spec, out_dir=tmp_path / "cut", progress=False)
@@ -315,7 +338,7 @@ def test_finetune_resume_equals_uninterrupted_run(torch_backend, tokenizer, tmp_
 
 
 def write_examples(path: Path, count: int) -> Path:
-    from tspec.data import write_jsonl
+    from transformer_spec.data import write_jsonl
 
     write_jsonl(path, [Example(f"What is {i} plus one?", f"It is {i + 1}.", "qa") for i in range(count)])
     return path
@@ -323,7 +346,9 @@ def write_examples(path: Path, count: int) -> Path:
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(torch_backend, tokenizer, tmp_path):
     config = small_train_config(checkpoint_every=3)
-    trainer = start_pretraining(torch_backend, smoke_model(tokenizer), tokenizer, config, CORPUS_SPEC, out_dir=tmp_path / "run", progress=False)
+    trainer = start_pretraining(
+        torch_backend, smoke_model(tokenizer), tokenizer, config, CORPUS_SPEC, out_dir=tmp_path / "run", progress=False
+    )
     real_step = trainer.engine.step
 
     def failing_step(ids, targets, step):
@@ -333,7 +358,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(torch_backend, tokeni
     trainer.engine.step = failing_step
     with pytest.raises(TrainingDivergedError, match=r"step 5 .*last good checkpoint \(step 3\)"):
         trainer.run()
-    from tspec.checkpoint import load_checkpoint
+    from transformer_spec.checkpoint import load_checkpoint
 
     kept = load_checkpoint(tmp_path / "run")
     assert kept.metadata["step"] == 3
@@ -342,12 +367,17 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(torch_backend, tokeni
 
 def test_a_new_run_never_overwrites_an_old_one(torch_backend, tokenizer, tmp_path):
     model = smoke_model(tokenizer)
-    start_pretraining(torch_backend, model, tokenizer, small_train_config(steps=2), CORPUS_SPEC, out_dir=tmp_path, progress=False).run()
+    start_pretraining(
+        torch_backend, model, tokenizer, small_train_config(steps=2), CORPUS_SPEC, out_dir=tmp_path, progress=False
+    ).run()
     with pytest.raises(TrainingError, match="already holds a training run"):
-        start_pretraining(torch_backend, model, tokenizer, small_train_config(steps=2), CORPUS_SPEC, out_dir=tmp_path, progress=False)
+        start_pretraining(
+            torch_backend, model, tokenizer, small_train_config(steps=2), CORPUS_SPEC, out_dir=tmp_path, progress=False
+        )
 
 
 # ---------------------------------------------------------------------- answer-only loss
+
 
 def test_only_response_tokens_are_scored(tokenizer):
     example = Example("What is the capital of Kenya?", "The capital of Kenya is Nairobi.", "qa")
@@ -355,7 +385,7 @@ def test_only_response_tokens_are_scored(tokenizer):
     prompt_ids = tokenizer.encode(format_prompt(example.prompt))
     scored = encoded.targets != IGNORE_INDEX
     assert not scored[: len(prompt_ids) - 1].any()  # no prompt token is a target
-    assert scored[len(prompt_ids) - 1:].all()  # every response token (and the end-of-text) is
+    assert scored[len(prompt_ids) - 1 :].all()  # every response token (and the end-of-text) is
     assert tokenizer.decode(encoded.targets[scored].tolist()) == " " + example.response + "<|endoftext|>"
     following = encoded.ids[1:]  # the targets are the inputs shifted by one, wherever both exist
     assert np.array_equal(encoded.targets[:-1][scored[:-1]], following[scored[:-1]])
@@ -379,8 +409,8 @@ def test_masked_loss_is_the_mean_over_response_positions(torch_backend, tokenize
 
 
 def test_replay_rows_join_each_batch_fully_scored(tokenizer):
-    from tspec.train.data import TokenStream, encode_documents
-    from tspec.train.trainer import ExampleSource
+    from transformer_spec.train.data import TokenStream, encode_documents
+    from transformer_spec.train.trainer import ExampleSource
 
     encoded = [encode_example(tokenizer, Example(f"Q{i}?", "An answer.", "qa"), 64) for i in range(6)]
     stream = TokenStream(encode_documents(tokenizer, ["Once upon a time, there was a cat named Mia."] * 20))
@@ -408,18 +438,18 @@ def test_example_batches_cover_each_epoch(tokenizer):
 
 # ---------------------------------------------------------------------- the CLI: bad input → one line, exit 2
 
-def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The command in a fresh interpreter, as a user runs it."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "tspec.cli", *args], capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+def run_cli_one_thread(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """The command in a fresh interpreter, as a user runs it, on one thread."""
+    return run_cli(*args, env={"OMP_NUM_THREADS": "1"}, timeout=timeout)
 
 
 def cli(*args: str) -> tuple[int, str, str]:
-    """The command in this process (``tspec.cli.main``): the same code path without the interpreter's start-up."""
+    """The command in this process (``transformer_spec.cli.main``): the same code path without the interpreter's start-up."""
     import contextlib
     import io
 
-    from tspec.cli import main
+    from transformer_spec.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -434,7 +464,9 @@ def cli(*args: str) -> tuple[int, str, str]:
 def base_run(tmp_path_factory):
     """A smoke-preset pretraining run made by the CLI (also checks that the command works end to end)."""
     out = tmp_path_factory.mktemp("cli") / "base"
-    code, stdout, stderr = cli("train", "--preset", "smoke", "--out", str(out), "--steps", "4", "--documents", "60", "--threads", "1")
+    code, stdout, stderr = cli(
+        "train", "--preset", "smoke", "--out", str(out), "--steps", "4", "--documents", "60", "--threads", "1"
+    )
     assert code == 0, stderr
     assert "pretrained: 4 steps" in stdout
     return out
@@ -472,10 +504,16 @@ def bad_input_cases(tmp: Path, base: Path) -> list[tuple[list[str], str]]:
         (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--data", str(missing_field)], "line 2"),
         (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--data", str(empty_jsonl)], "empty"),
         (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--batch-size", "0"], "batch size"),
-        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--context-length", "65"], "exceeds the model's context"),
+        (
+            ["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--context-length", "65"],
+            "exceeds the model's context",
+        ),
         (["finetune", "--preset", "smoke", "--checkpoint", str(tmp / "nope"), "--out", out], "not a folder"),
         (["finetune", "--preset", "smoke", "--out", out], "--checkpoint"),
-        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--backend", "numpy"], "no automatic differentiation"),
+        (
+            ["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--backend", "numpy"],
+            "no automatic differentiation",
+        ),
         (["eval", "--checkpoint", str(base), "--ngram-orders", "x"], "ngram-orders"),
         (["chat", "--checkpoint", str(base), "--max-new-tokens", "0", "hi"], "max-new-tokens"),
     ]
@@ -492,12 +530,21 @@ def test_bad_input_exits_2_with_one_line(base_run, tmp_path):
 
 
 def test_bad_input_from_a_fresh_interpreter_has_no_traceback(base_run, tmp_path):
-    """A few of the cases above as a user runs them: ``python -m tspec.cli``, exit 2, one line, no traceback."""
+    """A few of the cases above as a user runs them: ``python -m transformer_spec.cli``, exit 2, one line, no traceback."""
     cases = bad_input_cases(tmp_path, base_run)
     chosen = [cases[0], cases[5], cases[8], cases[14]]  # empty text, lr 0, numpy backend, malformed JSONL line
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    processes = [subprocess.Popen([sys.executable, "-m", "tspec.cli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, cwd=ROOT, env=env) for args, _ in chosen]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "transformer_spec.cli", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
+        for args, _ in chosen
+    ]
     for (args, fragment), process in zip(chosen, processes):
         _, stderr = process.communicate(timeout=180)
         assert process.returncode == 2, (args, stderr)
@@ -509,12 +556,30 @@ def test_bad_input_from_a_fresh_interpreter_has_no_traceback(base_run, tmp_path)
 def test_nan_from_the_cli_keeps_the_last_good_checkpoint(tmp_path):
     """A learning rate of 1e30 blows the weights up: the run stops with exit 2 and the last finite checkpoint stays."""
     out = tmp_path / "run"
-    code, _, stderr = cli("train", "--preset", "smoke", "--documents", "40", "--out", str(out), "--lr", "1e30", "--warmup", "0",
-                          "--steps", "6", "--checkpoint-every", "1", "--threads", "1", "--quiet")
+    code, _, stderr = cli(
+        "train",
+        "--preset",
+        "smoke",
+        "--documents",
+        "40",
+        "--out",
+        str(out),
+        "--lr",
+        "1e30",
+        "--warmup",
+        "0",
+        "--steps",
+        "6",
+        "--checkpoint-every",
+        "1",
+        "--threads",
+        "1",
+        "--quiet",
+    )
     assert code == 2, stderr
     error = [line for line in stderr.splitlines() if line.strip()]
     assert len(error) == 1 and "became" in error[0] and "last good checkpoint" in error[0], stderr
-    from tspec.checkpoint import load_checkpoint
+    from transformer_spec.checkpoint import load_checkpoint
 
     kept = load_checkpoint(out)
     assert 1 <= kept.metadata["step"] < 6
@@ -524,9 +589,31 @@ def test_nan_from_the_cli_keeps_the_last_good_checkpoint(tmp_path):
 def test_ctrl_c_saves_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    process = subprocess.Popen([sys.executable, "-m", "tspec.cli", "train", "--preset", "smoke", "--documents", "60", "--out",
-                                str(out), "--steps", "100000", "--log-every", "1", "--threads", "1"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "transformer_spec.cli",
+            "train",
+            "--preset",
+            "smoke",
+            "--documents",
+            "60",
+            "--out",
+            str(out),
+            "--steps",
+            "100000",
+            "--log-every",
+            "1",
+            "--threads",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     for line in process.stderr:  # wait until training has started
         if line.startswith("step "):
             break
@@ -544,12 +631,37 @@ def test_ctrl_c_saves_and_resume_finishes(tmp_path):
 
 def test_finetune_eval_and_chat_commands(base_run, tmp_path):
     tuned = tmp_path / "tuned"
-    code, _, stderr = cli("finetune", "--preset", "smoke", "--checkpoint", str(base_run), "--out", str(tuned), "--steps", "3",
-                          "--threads", "1", "--quiet")
+    code, _, stderr = cli(
+        "finetune",
+        "--preset",
+        "smoke",
+        "--checkpoint",
+        str(base_run),
+        "--out",
+        str(tuned),
+        "--steps",
+        "3",
+        "--threads",
+        "1",
+        "--quiet",
+    )
     assert code == 0, stderr
     report = tmp_path / "eval.json"
-    code, stdout, stderr = cli("eval", "--checkpoint", str(tuned), "--held-out-documents", "5", "--corpus-documents", "60",
-                               "--ngram-orders", "1,2", "--max-new-tokens", "3", "--json", str(report))
+    code, stdout, stderr = cli(
+        "eval",
+        "--checkpoint",
+        str(tuned),
+        "--held-out-documents",
+        "5",
+        "--corpus-documents",
+        "60",
+        "--ngram-orders",
+        "1,2",
+        "--max-new-tokens",
+        "3",
+        "--json",
+        str(report),
+    )
     assert code == 0, stderr
     results = json.loads(report.read_text())
     assert results["stage"] == "finetuned"

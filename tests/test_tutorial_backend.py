@@ -10,17 +10,16 @@ the output the page quotes with what the commands print.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import subprocess
 import sys
 from importlib.metadata import entry_points
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT, run_cli
+
 EXAMPLE = ROOT / "examples" / "array_api_backend"
 PAGE = ROOT / "docs" / "tutorial_backend.md"
 
@@ -31,12 +30,11 @@ pytestmark = pytest.mark.skipif(
 
 
 def tspec(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tspec.cli", *args], capture_output=True, text=True, timeout=600,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return run_cli(*args)
 
 
 def test_the_entry_point_is_registered_and_loads():
-    from backends import available_backends, load_backend
+    from transformer_spec.backends import available_backends, load_backend
     from tspec_array_api import ArrayAPIStrictBackend
 
     names = {ep.name: ep.value for ep in entry_points(group="transformer_spec.backends")}
@@ -50,7 +48,7 @@ def test_the_entry_point_is_registered_and_loads():
 
 
 def test_every_kernel_is_implemented_and_uses_no_numpy():
-    from backends.base import missing_kernels
+    from transformer_spec.backends.base import missing_kernels
     from tspec_array_api.backend import ArrayAPIStrictBackend
 
     assert missing_kernels(ArrayAPIStrictBackend) == []
@@ -60,7 +58,7 @@ def test_every_kernel_is_implemented_and_uses_no_numpy():
 
 
 def test_the_whole_suite_passes_in_float32_and_float64():
-    from conformance import render_table, run
+    from transformer_spec.conformance import render_table, run
 
     report = run("array_api_strict", dtypes=("float32", "float64"), profile="dev")
     print(render_table(report))
@@ -108,7 +106,7 @@ def test_the_page_includes_the_real_source_and_every_kernel():
     included = snippets(page)
     assert ("examples/array_api_backend/tspec_array_api/backend.py", "setup") in included
     shown = "".join(included_text(path, section) for path, section in included)
-    from backends.base import KERNELS
+    from transformer_spec.backends.base import KERNELS
 
     for kernel in KERNELS:
         assert f"def {kernel}(" in shown, f"the tutorial does not show {kernel}"
@@ -135,8 +133,18 @@ def test_reading_a_failure_shows_what_the_page_quotes_and_the_xfails_file_silenc
         assert line in printed, f"the page quotes {line!r}, which the command no longer prints:\n{done.stdout[:3000]}"
     failed = {line.split()[1] for line in printed if line.startswith("FAILED ")}
     listed = {line.split("#")[0].strip() for line in (EXAMPLE / "first_attempt.xfails").read_text().splitlines()} - {""}
-    assert failed == listed == {"softmax.sums_to_one", "softmax.non_negative", "softmax.shift_invariant",
-                                "softmax.order_preserving", "softmax.finite_for_extreme_inputs", "softmax.matches_reference"}
+    assert (
+        failed
+        == listed
+        == {
+            "softmax.sums_to_one",
+            "softmax.non_negative",
+            "softmax.shift_invariant",
+            "softmax.order_preserving",
+            "softmax.finite_for_extreme_inputs",
+            "softmax.matches_reference",
+        }
+    )
     assert "(six, for this softmax)" in page
     done = tspec(*command.split()[1:], "--xfails", "examples/array_api_backend/first_attempt.xfails")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -144,8 +152,7 @@ def test_reading_a_failure_shows_what_the_page_quotes_and_the_xfails_file_silenc
 
 
 def test_the_repro_of_a_failure_runs_and_shows_the_nan():
-    from conformance import run
-
+    from transformer_spec.conformance import run
     from tspec_array_api.first_attempt import FirstAttempt
 
     report = run(FirstAttempt, dtypes=("float32",), profile="dev", keyword="softmax.sums_to_one", seed=0)
@@ -156,8 +163,8 @@ def test_the_repro_of_a_failure_runs_and_shows_the_nan():
 
 
 def test_a_half_written_backend_is_told_what_is_missing():
-    from backends.base import Backend
-    from conformance import run
+    from transformer_spec.backends.base import Backend
+    from transformer_spec.conformance import run
 
     class MyBackend(Backend):
         name = "mine"
@@ -170,7 +177,11 @@ def test_a_half_written_backend_is_told_what_is_missing():
     # The message the page shows, around the list of kernels it abbreviates with "...".
     shown = re.search(r"error: (.*)\n", PAGE.read_text()).group(1)
     head, tail = shown.split(" ...")
-    assert str(error.value).startswith(head) and str(error.value).endswith(tail.lstrip(";").lstrip()) and "; implement" in str(error.value)
+    assert (
+        str(error.value).startswith(head)
+        and str(error.value).endswith(tail.lstrip(";").lstrip())
+        and "; implement" in str(error.value)
+    )
 
 
 def test_the_next_step_crosscheck_agrees_with_numpy():

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spec.errors import ConfigError
-from spec.tolerances import tolerance
-from tspec.baselines.word2vec import Word2Vec, Word2VecConfig, log_sigmoid, skipgram_pairs
+from transformer_spec.baselines.word2vec import Word2Vec, Word2VecConfig, log_sigmoid, skipgram_pairs
+from transformer_spec.spec.errors import ConfigError
+from transformer_spec.spec.tolerances import tolerance
 
 torch = pytest.importorskip("torch")
 
-from backends import load_backend  # noqa: E402
+from transformer_spec.backends import load_backend  # noqa: E402
 
 FAST = Word2VecConfig(dim=16, window=1, negatives=4, min_count=1, subsample=None, steps=250, batch_size=128, lr=0.05)
 
@@ -60,8 +60,11 @@ def test_shared_contexts_make_words_closer(seed, groups, words_per_group):
 def test_jax_backend_learns_the_same_structure():
     pytest.importorskip("jax")
     sentences, words = artificial_language(1, 2, 3)
-    model = Word2Vec.train(sentences, load_backend("jax"), Word2VecConfig(dim=8, window=1, negatives=3, min_count=1,
-                                                                         subsample=None, steps=120, batch_size=128, lr=0.05))
+    model = Word2Vec.train(
+        sentences,
+        load_backend("jax"),
+        Word2VecConfig(dim=8, window=1, negatives=3, min_count=1, subsample=None, steps=120, batch_size=128, lr=0.05),
+    )
     a, b, c = words[0][0], words[0][1], words[1][0]
     assert model.similarity(a, b) > model.similarity(a, c)
 

@@ -50,16 +50,17 @@ import collections
 import functools
 import math
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from spec.config import ModelConfig
-from spec.errors import ConfigError, DTypeError, OutOfRangeError, ShapeError
-from spec.validate import fmt_shape
+from transformer_spec.spec.config import ModelConfig
+from transformer_spec.spec.errors import ConfigError, DTypeError, OutOfRangeError, ShapeError
+from transformer_spec.spec.validate import fmt_shape
 
 from ..base import Backend, KVCache
 from ..numpy import NumpyBackend
@@ -110,8 +111,15 @@ def _jax_dtype(name: str) -> Any:
     """The JAX dtype for a contract dtype name (int64 is int32 in JAX's 32-bit mode)."""
     if name == "int64" and not _x64_enabled():
         return jnp.int32
-    return {"float16": jnp.float16, "bfloat16": jnp.bfloat16, "float32": jnp.float32, "float64": jnp.float64,
-            "int32": jnp.int32, "int64": jnp.int64, "bool": jnp.bool_}[name]
+    return {
+        "float16": jnp.float16,
+        "bfloat16": jnp.bfloat16,
+        "float32": jnp.float32,
+        "float64": jnp.float64,
+        "int32": jnp.int32,
+        "int64": jnp.int64,
+        "bool": jnp.bool_,
+    }[name]
 
 
 def _compute_dtype(dtype: Any) -> Any:
@@ -144,6 +152,7 @@ def _counted(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
 # ---------------------------------------------------------------------- pure kernels
 # Plain functions of JAX arrays. The backend calls them through jax.jit (shared
 # by every instance, so compilations are reused) or directly (the eager path).
+
 
 def _softmax_impl(x, axis):
     z = x.astype(_compute_dtype(x.dtype))
@@ -338,6 +347,7 @@ def _rotary_cos_sin(positions: Any, head_dim: int, base: float, dtype: Any) -> t
 # ---------------------------------------------------------------------- pure composites
 # ``params`` is a flat dict; ``prefix`` selects one block or sub-layer.
 
+
 def _norm_impl(params, config: ModelConfig, x, prefix: str):
     if config.norm == "rms":
         return _rms_norm_impl(x, params[prefix + "weight"], config.norm_eps)
@@ -386,10 +396,20 @@ def _feed_forward_impl(params, x, *, config: ModelConfig, prefix: str = ""):
 
 
 def _block_impl(params, x, past_keys, past_values, cos, sin, *, config: ModelConfig, prefix: str = ""):
-    attn_out, kv = _multihead_attention_impl(params, _norm_impl(params, config, x, prefix + "ln1."), past_keys, past_values,
-                                             cos, sin, config=config, prefix=prefix + "attn.")
+    attn_out, kv = _multihead_attention_impl(
+        params,
+        _norm_impl(params, config, x, prefix + "ln1."),
+        past_keys,
+        past_values,
+        cos,
+        sin,
+        config=config,
+        prefix=prefix + "attn.",
+    )
     h = x + attn_out
-    return h + _feed_forward_impl(params, _norm_impl(params, config, h, prefix + "ln2."), config=config, prefix=prefix + "mlp."), kv
+    return h + _feed_forward_impl(
+        params, _norm_impl(params, config, h, prefix + "ln2."), config=config, prefix=prefix + "mlp."
+    ), kv
 
 
 def _model_forward_impl(params, ids, keys, values, start, tables, *, config: ModelConfig, fresh: bool):
@@ -453,6 +473,7 @@ def _model_forward_impl(params, ids, keys, values, start, tables, *, config: Mod
 
 # ---------------------------------------------------------------------- compiled versions
 
+
 def _jit(name: str, fn: Callable[..., Any], **options: Any) -> Callable[..., Any]:
     return jax.jit(_counted(name, fn), **options)
 
@@ -480,17 +501,31 @@ _COMPILED: dict[str, Callable[..., Any]] = {
     "block": _jit("block", _block_impl, static_argnames=("config",)),
     # The cache buffers are donated: XLA updates them in place instead of copying
     # N × (B·H, C, Dh) twice per decoding step (75 MB for GPT-2 small).
-    "model_forward": _jit("model_forward", _model_forward_impl, static_argnames=("config", "fresh"),
-                          donate_argnames=("keys", "values")),
+    "model_forward": _jit(
+        "model_forward", _model_forward_impl, static_argnames=("config", "fresh"), donate_argnames=("keys", "values")
+    ),
 }
 
 _EAGER: dict[str, Callable[..., Any]] = {
-    "softmax": _softmax_impl, "log_softmax": _log_softmax_impl, "relu": _relu_impl, "gelu": _gelu_impl,
-    "silu": _silu_impl, "linear": _linear_impl, "layer_norm": _layer_norm_impl, "rms_norm": _rms_norm_impl,
-    "embedding": _embedding_impl, "rotary": _apply_rotary, "attention": _attention_impl,
-    "cross_entropy": _cross_entropy_impl, "argmax": _argmax_impl, "sample_plain": _sample_plain_impl,
-    "sample_sorted": _sample_sorted_impl, "sample_candidates": _sample_candidates_impl,
-    "multihead_attention": _multihead_attention_impl, "feed_forward": _feed_forward_impl, "block": _block_impl,
+    "softmax": _softmax_impl,
+    "log_softmax": _log_softmax_impl,
+    "relu": _relu_impl,
+    "gelu": _gelu_impl,
+    "silu": _silu_impl,
+    "linear": _linear_impl,
+    "layer_norm": _layer_norm_impl,
+    "rms_norm": _rms_norm_impl,
+    "embedding": _embedding_impl,
+    "rotary": _apply_rotary,
+    "attention": _attention_impl,
+    "cross_entropy": _cross_entropy_impl,
+    "argmax": _argmax_impl,
+    "sample_plain": _sample_plain_impl,
+    "sample_sorted": _sample_sorted_impl,
+    "sample_candidates": _sample_candidates_impl,
+    "multihead_attention": _multihead_attention_impl,
+    "feed_forward": _feed_forward_impl,
+    "block": _block_impl,
     "model_forward": _model_forward_impl,
 }
 
@@ -504,6 +539,7 @@ TOP_P_WINDOW = 1024
 
 
 # ---------------------------------------------------------------------- the static cache
+
 
 class _CacheStorage:
     """The buffers one line of decoding writes into, and the epoch of the newest cache using them."""
@@ -526,7 +562,7 @@ class StaticKVCache:
     size B and the dtype) and written in place by later ones, so every decoding
     step has the same shapes and reuses one compiled program.
 
-    A cache is a value, like :class:`backends.base.KVCache`: ``model_forward``
+    A cache is a value, like :class:`transformer_spec.backends.base.KVCache`: ``model_forward``
     returns a new cache and the old one stays usable. Feeding the *newest*
     cache of a line of decoding updates the buffers in place (positions below
     its ``length`` are never written again, so older caches still read their
@@ -540,8 +576,9 @@ class StaticKVCache:
 
     __slots__ = ("config", "batch_size", "length", "_storage", "_epoch")
 
-    def __init__(self, config: ModelConfig, batch_size: int, length: int = 0,
-                 storage: _CacheStorage | None = None, epoch: int = 0) -> None:
+    def __init__(
+        self, config: ModelConfig, batch_size: int, length: int = 0, storage: _CacheStorage | None = None, epoch: int = 0
+    ) -> None:
         self.config = config
         self.batch_size = batch_size
         self.length = length
@@ -579,7 +616,7 @@ class StaticKVCache:
         """Whether the next model_forward on this cache may update its buffers in place."""
         return self._storage is not None and self._storage.epoch == self._epoch
 
-    def copy(self) -> "StaticKVCache":
+    def copy(self) -> StaticKVCache:
         """An independent cache with the same contents (its own buffers)."""
         if self._storage is None:
             return StaticKVCache(self.config, self.batch_size)
@@ -587,7 +624,7 @@ class StaticKVCache:
         return StaticKVCache(self.config, self.batch_size, self.length, storage, storage.epoch)
 
     def to_kv_cache(self) -> KVCache:
-        """The same contents as a growing :class:`backends.base.KVCache`."""
+        """The same contents as a growing :class:`transformer_spec.backends.base.KVCache`."""
         return KVCache(keys=self.keys, values=self.values, length=self.length)
 
     def __repr__(self) -> str:
@@ -596,6 +633,7 @@ class StaticKVCache:
 
 
 # ---------------------------------------------------------------------- the backend
+
 
 class JaxBackend(Backend):
     """Kernels in ``jax.numpy``; block, attention, feed-forward and model forward compiled with ``jax.jit``."""
@@ -624,8 +662,10 @@ class JaxBackend(Backend):
         try:
             devices = jax.devices(platform)
         except RuntimeError as error:
-            raise ConfigError(f"JaxBackend: no JAX device of platform {platform!r} ({error}); "
-                              f"available: {sorted({d.platform for d in jax.devices()})}") from error
+            raise ConfigError(
+                f"JaxBackend: no JAX device of platform {platform!r} ({error}); "
+                f"available: {sorted({d.platform for d in jax.devices()})}"
+            ) from error
         if index and (not index.isdigit() or int(index) >= len(devices)):
             raise ConfigError(f"JaxBackend: device = {device!r}, expected an index in [0, {len(devices)}) after ':'")
         return devices[int(index) if index else 0]
@@ -637,9 +677,11 @@ class JaxBackend(Backend):
 
     def dtype_hint(self, dtype: str) -> str | None:
         if dtype == "float64" and not _x64_enabled():
-            return (". JAX computes in 64 bits only in its 64-bit mode, which is off, and would otherwise silently use "
-                    "float32: set the environment variable JAX_ENABLE_X64=1 before starting Python, or call "
-                    "jax.config.update(\"jax_enable_x64\", True) before creating any array")
+            return (
+                ". JAX computes in 64 bits only in its 64-bit mode, which is off, and would otherwise silently use "
+                "float32: set the environment variable JAX_ENABLE_X64=1 before starting Python, or call "
+                'jax.config.update("jax_enable_x64", True) before creating any array'
+            )
         return None
 
     def trace_counts(self) -> dict[str, int]:
@@ -662,7 +704,9 @@ class JaxBackend(Backend):
                     f"asarray: values in [{host.min()}, {host.max()}] do not fit int32, which is how JAX holds {dtype} "
                     f"without 64-bit mode; expected values in [{_INT32_RANGE[0]}, {_INT32_RANGE[1]}] (or set JAX_ENABLE_X64=1)"
                 )
-        target = _jax_dtype(dtype) if dtype in ("float16", "bfloat16", "float32", "float64", "int32", "int64", "bool") else host.dtype
+        target = (
+            _jax_dtype(dtype) if dtype in ("float16", "bfloat16", "float32", "float64", "int32", "int64", "bool") else host.dtype
+        )
         return jax.device_put(host.astype(target, copy=False), self._device)
 
     def _to_numpy(self, x):
@@ -753,8 +797,9 @@ class JaxBackend(Backend):
         k = V if top_k is None else min(top_k, V)
         if V >= PARTIAL_SORT_MIN_VOCAB and (k < V or top_p is not None):
             window = k if k < V else min(TOP_P_WINDOW, V)
-            token, complete = self._fn["sample_candidates"](logits, u_floor, temperature_c, top_p_ceil,
-                                                              k=window, normalize_over_candidates=k < V)
+            token, complete = self._fn["sample_candidates"](
+                logits, u_floor, temperature_c, top_p_ceil, k=window, normalize_over_candidates=k < V
+            )
             if bool(complete):
                 return int(token)
         return int(self._fn["sample_sorted"](logits, u_floor, temperature_c, np.int32(k), top_p_ceil))
@@ -762,7 +807,7 @@ class JaxBackend(Backend):
     # ---------------------------------------------------------------- composites (compiled)
     def _sub_params(self, params: dict[str, Any], prefix: str) -> dict[str, Any]:
         """The parameters under ``prefix``, renamed without it (the compiled function sees only what it uses)."""
-        return {name[len(prefix):]: value for name, value in params.items() if name.startswith(prefix)}
+        return {name[len(prefix) :]: value for name, value in params.items() if name.startswith(prefix)}
 
     def _positions_cos_sin(self, config: ModelConfig, positions: Any, dtype: Any) -> tuple[Any, Any]:
         if config.positional != "rotary":
@@ -772,7 +817,9 @@ class JaxBackend(Backend):
     def _multihead_attention(self, params, config, x, prefix, past, positions):
         cos, sin = self._positions_cos_sin(config, positions, x.dtype)
         past_keys, past_values = (None, None) if past is None else past
-        return self._fn["multihead_attention"](self._sub_params(params, prefix), x, past_keys, past_values, cos, sin, config=config)
+        return self._fn["multihead_attention"](
+            self._sub_params(params, prefix), x, past_keys, past_values, cos, sin, config=config
+        )
 
     def _feed_forward(self, params, config, x, prefix):
         return self._fn["feed_forward"](self._sub_params(params, prefix), x, config=config)
@@ -785,7 +832,9 @@ class JaxBackend(Backend):
     def init_cache(self, config: ModelConfig, batch_size: int = 1) -> StaticKVCache:
         """An empty :class:`StaticKVCache`; its buffers are allocated by the first ``model_forward``."""
         if not isinstance(config, ModelConfig):
-            raise ConfigError(f"init_cache: config is a {type(config).__name__}, expected a spec.config.ModelConfig")
+            raise ConfigError(
+                f"init_cache: config is a {type(config).__name__}, expected a transformer_spec.spec.config.ModelConfig"
+            )
         super().init_cache(config, batch_size)  # validates batch_size
         return StaticKVCache(config, batch_size)
 
@@ -815,22 +864,35 @@ class JaxBackend(Backend):
             layers = []
             for name, arrays in (("keys", cache.keys), ("values", cache.values)):
                 if len(arrays) != config.n_layers:
-                    raise ShapeError(f"model_forward: cache.{name} has {len(arrays)} layers, expected n_layers = {config.n_layers}")
+                    raise ShapeError(
+                        f"model_forward: cache.{name} has {len(arrays)} layers, expected n_layers = {config.n_layers}"
+                    )
                 for i, a in enumerate(arrays):
                     if not isinstance(a, jax.Array) or tuple(a.shape) != expected:
                         got = type(a).__name__ if not isinstance(a, jax.Array) else fmt_shape(a.shape)
-                        raise ShapeError(f"model_forward: cache.{name}[{i}] is {got}, expected a JAX array (B, H, S, Dh) = {fmt_shape(expected)}")
+                        raise ShapeError(
+                            f"model_forward: cache.{name}[{i}] is {got}, expected a JAX array (B, H, S, Dh) = {fmt_shape(expected)}"
+                        )
                 B_H = batch_size * config.n_heads
                 empty = jnp.zeros((B_H, config.context_length, config.head_dim), dtype)  # (B·H, C, Dh)
-                layers.append(tuple(
-                    lax.dynamic_update_slice(empty, a.astype(dtype).reshape(B_H, cache.length, config.head_dim), (0, 0, 0))  # (B·H, C, Dh)
-                    for a in arrays))
+                layers.append(
+                    tuple(
+                        lax.dynamic_update_slice(
+                            empty, a.astype(dtype).reshape(B_H, cache.length, config.head_dim), (0, 0, 0)
+                        )  # (B·H, C, Dh)
+                        for a in arrays
+                    )
+                )
             storage = _CacheStorage(*layers)
             return StaticKVCache(config, batch_size, cache.length, storage, storage.epoch)
         if not isinstance(cache, StaticKVCache):
-            raise ConfigError(f"model_forward: cache is a {type(cache).__name__}, expected the StaticKVCache from init_cache (or a KVCache)")
+            raise ConfigError(
+                f"model_forward: cache is a {type(cache).__name__}, expected the StaticKVCache from init_cache (or a KVCache)"
+            )
         if cache.config != config:
-            raise ConfigError("model_forward: the cache was made for another ModelConfig; expected a cache from init_cache(config) with this config")
+            raise ConfigError(
+                "model_forward: the cache was made for another ModelConfig; expected a cache from init_cache(config) with this config"
+            )
         if cache._storage is not None:
             buffer = cache._storage.keys[0]
             expected = (batch_size * config.n_heads, config.context_length, config.head_dim)
@@ -840,8 +902,10 @@ class JaxBackend(Backend):
                     f"batch size {batch_size}; expected {fmt_shape(expected)} — the batch size is fixed by the first call"
                 )
             if buffer.dtype != dtype:
-                raise DTypeError(f"model_forward: the cache holds {buffer.dtype} but the parameters are {dtype}; "
-                                 "expected one dtype (start a new cache with init_cache)")
+                raise DTypeError(
+                    f"model_forward: the cache holds {buffer.dtype} but the parameters are {dtype}; "
+                    "expected one dtype (start a new cache with init_cache)"
+                )
         return cache
 
     def _model_forward(self, params, config, ids, cache):
@@ -870,7 +934,8 @@ class JaxBackend(Backend):
             # Donated: XLA writes the new keys into the same memory. Positions below
             # cache.length are never written again, so older caches keep their prefix.
             logits, storage.keys, storage.values = self._fn["model_forward"](
-                params, ids, storage.keys, storage.values, start, tables, config=config, fresh=False)
+                params, ids, storage.keys, storage.values, start, tables, config=config, fresh=False
+            )
             storage.epoch += 1
         if padded != L:
             logits = logits[:, :L]  # (B, L, V)
@@ -885,17 +950,25 @@ class JaxBackend(Backend):
 
         def value_and_gradient(params: dict[str, Any], *args: Any) -> tuple[Any, dict[str, Any]]:
             if not isinstance(params, dict):
-                raise ConfigError(f"value_and_grad: params is a {type(params).__name__}, expected a dict from name to float array")
+                raise ConfigError(
+                    f"value_and_grad: params is a {type(params).__name__}, expected a dict from name to float array"
+                )
             for name, p in params.items():
                 if not isinstance(p, jax.Array):
-                    raise DTypeError(f"value_and_grad: params[{name!r}] is a {type(p).__name__}, expected a JAX array (convert with asarray)")
+                    raise DTypeError(
+                        f"value_and_grad: params[{name!r}] is a {type(p).__name__}, expected a JAX array (convert with asarray)"
+                    )
                 if not jnp.issubdtype(p.dtype, jnp.floating):
-                    raise DTypeError(f"value_and_grad: params[{name!r}] has dtype {p.dtype}, expected a float dtype (gradients need floats)")
+                    raise DTypeError(
+                        f"value_and_grad: params[{name!r}] has dtype {p.dtype}, expected a float dtype (gradients need floats)"
+                    )
             try:
                 return differentiate(params, *args)
             except TypeError as error:
                 if "scalar" in str(error):
-                    raise ShapeError(f"value_and_grad: fn must return a scalar (0-d array), e.g. a mean loss; JAX says: {error}") from error
+                    raise ShapeError(
+                        f"value_and_grad: fn must return a scalar (0-d array), e.g. a mean loss; JAX says: {error}"
+                    ) from error
                 raise
 
         return value_and_gradient

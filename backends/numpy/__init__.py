@@ -12,8 +12,14 @@ from scipy.special import erf
 
 from ..base import Backend
 
-_NUMPY_DTYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64,
-                 "int32": np.int32, "int64": np.int64, "bool": np.bool_}
+_NUMPY_DTYPES = {
+    "float16": np.float16,
+    "float32": np.float32,
+    "float64": np.float64,
+    "int32": np.int32,
+    "int64": np.int64,
+    "bool": np.bool_,
+}
 
 
 def _at_least_float32(x: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ Each kernel calls the PyTorch operator that computes the primitive
   Both align a causal mask to the *last* keys (so it works with a KV cache) and
   give a query with no allowed key zero weights and a zero output.
 * ``cross_entropy`` of all-ignored targets is 0 (PyTorch's mean gives NaN).
-* ``sample`` follows :mod:`spec.sampling` step by step, in float64 on the host.
+* ``sample`` follows :mod:`transformer_spec.spec.sampling` step by step, in float64 on the host.
 
 ``model_forward`` runs under ``torch.inference_mode()`` unless a gradient is
 needed (a parameter requires grad, or it is called inside ``value_and_grad``).
@@ -20,19 +20,25 @@ needed (a parameter requires grad, or it is called inside ``value_and_grad``).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from spec.errors import ConfigError, DTypeError, ShapeError
+from transformer_spec.spec.errors import ConfigError, DTypeError, ShapeError
 
 from ..base import Backend, KVCache
 
 _TORCH_DTYPES: dict[str, torch.dtype] = {
-    "float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64,
-    "int32": torch.int32, "int64": torch.int64, "bool": torch.bool,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "bool": torch.bool,
 }
 _DTYPE_NAMES: dict[torch.dtype, str] = {dtype: name for name, dtype in _TORCH_DTYPES.items()}
 _HAS_RMS_NORM = hasattr(F, "rms_norm")  # added in torch 2.4
@@ -45,7 +51,9 @@ class DeviceUnavailableError(ConfigError):
 def _resolve_device(device: Any) -> torch.device:
     """Check that ``device`` names a torch device this machine can allocate on; raise a clear error if not."""
     if not isinstance(device, (str, torch.device)):
-        raise DeviceUnavailableError(f"TorchBackend: device = {device!r}, expected a string such as 'cpu', 'cuda', 'cuda:1' or 'mps'")
+        raise DeviceUnavailableError(
+            f"TorchBackend: device = {device!r}, expected a string such as 'cpu', 'cuda', 'cuda:1' or 'mps'"
+        )
     try:
         resolved = torch.device(device)
     except (RuntimeError, ValueError) as error:
@@ -60,15 +68,21 @@ def _resolve_device(device: Any) -> torch.device:
             )
         count = torch.cuda.device_count()
         if resolved.index is not None and resolved.index >= count:
-            raise DeviceUnavailableError(f"TorchBackend: {device!r} requested but this machine has {count} CUDA device(s); expected an index in [0, {count})")
+            raise DeviceUnavailableError(
+                f"TorchBackend: {device!r} requested but this machine has {count} CUDA device(s); expected an index in [0, {count})"
+            )
     elif resolved.type == "mps":
         if not torch.backends.mps.is_available():
-            raise DeviceUnavailableError(f"TorchBackend: {device!r} requested but torch.backends.mps.is_available() is False; use device='cpu'")
+            raise DeviceUnavailableError(
+                f"TorchBackend: {device!r} requested but torch.backends.mps.is_available() is False; use device='cpu'"
+            )
     elif resolved.type != "cpu":
         try:  # any other accelerator (xpu, ...): the only portable test is to allocate on it
             torch.empty(0, device=resolved)
         except Exception as error:  # torch raises RuntimeError, AssertionError, ... depending on the build
-            raise DeviceUnavailableError(f"TorchBackend: device {device!r} cannot be used here ({type(error).__name__}: {error}); use device='cpu'") from None
+            raise DeviceUnavailableError(
+                f"TorchBackend: device {device!r} cannot be used here ({type(error).__name__}: {error}); use device='cpu'"
+            ) from None
     return resolved
 
 
@@ -109,7 +123,9 @@ class TorchBackend(Backend):
         try:
             tensor = torch.tensor(array)  # a copy on the host: never aliases (or warns about) a read-only NumPy buffer
         except TypeError as error:  # e.g. uint16 on older torch
-            raise DTypeError(f"asarray: NumPy dtype {array.dtype} has no torch equivalent ({error}); convert to int64 or float32 first") from None
+            raise DTypeError(
+                f"asarray: NumPy dtype {array.dtype} has no torch equivalent ({error}); convert to int64 or float32 first"
+            ) from None
         return tensor.to(device=self.torch_device, dtype=torch_dtype)
 
     def _to_numpy(self, x):
@@ -186,8 +202,10 @@ class TorchBackend(Backend):
         half = head_dim // 2
         frequencies = base ** (-torch.arange(half, dtype=torch.float64, device=self._table_device) * 2 / head_dim)  # (Dh/2,)
         angles = positions.to(device=self._table_device, dtype=torch.float64)[:, None] * frequencies  # (L, Dh/2)
-        tables = (torch.cos(angles).to(device=self.torch_device, dtype=dtype),  # (L, Dh/2)
-                  torch.sin(angles).to(device=self.torch_device, dtype=dtype))  # (L, Dh/2)
+        tables = (
+            torch.cos(angles).to(device=self.torch_device, dtype=dtype),  # (L, Dh/2)
+            torch.sin(angles).to(device=self.torch_device, dtype=dtype),
+        )  # (L, Dh/2)
         if self._forward_depth:
             self._rotary_tables = (positions, key, tables)  # holding positions keeps its id from being reused
         return tables
@@ -289,7 +307,9 @@ class TorchBackend(Backend):
             kept = torch.zeros_like(p)
             kept[order] = p[order]
         cumulative = torch.cumsum(kept / kept.sum(), dim=0)  # (V,), in vocabulary order
-        index = int(torch.searchsorted(cumulative, torch.tensor([u], dtype=torch.float64), side="right"))  # first i with cumulative[i] > u
+        index = int(
+            torch.searchsorted(cumulative, torch.tensor([u], dtype=torch.float64), side="right")
+        )  # first i with cumulative[i] > u
         if index < V:
             return index
         return int(torch.nonzero(kept).max())  # rounding left the total <= u: the last token that can be drawn
@@ -341,7 +361,9 @@ class TorchBackend(Backend):
             finally:
                 self._differentiating -= 1
             if not isinstance(value, torch.Tensor) or value.numel() != 1:
-                described = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
+                described = (
+                    f"a tensor of shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
+                )
                 raise ShapeError(f"value_and_grad: fn returned {described}, expected a scalar tensor (the loss)")
             if not value.dtype.is_floating_point:
                 raise DTypeError(f"value_and_grad: fn returned a {value.dtype} tensor, expected a float scalar")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.config import ModelConfig
+from transformer_spec.spec.config import ModelConfig
 
 from .. import strategies as cs
 from ..case import Case
@@ -61,10 +61,14 @@ def check_causal(case: Case, method: str, prefix: str) -> None:
         return  # nothing comes after the only position
     i = case.draw(st.integers(0, L - 2), "position")
     x2 = x.copy()
-    x2[:, i + 1:] = np.random.default_rng(case.draw(st.integers(0, 2**16), "change_seed")).standard_normal(x2[:, i + 1:].shape) * 3
+    x2[:, i + 1 :] = (
+        np.random.default_rng(case.draw(st.integers(0, 2**16), "change_seed")).standard_normal(x2[:, i + 1 :].shape) * 3
+    )
     a = case.numpy(case.call(method, native, config, case.array("x", x), prefix=prefix)[0])[:, : i + 1]
     b = case.numpy(case.call(method, native, config, case.array("x_changed", x2), prefix=prefix)[0])[:, : i + 1]
-    case.assert_close(b, a, f"{method} outputs 0..{i} after changing positions {i + 1}..", kind="composite", magnitude=magnitude(a))
+    case.assert_close(
+        b, a, f"{method} outputs 0..{i} after changing positions {i + 1}..", kind="composite", magnitude=magnitude(a)
+    )
 
 
 def check_cached_equals_full(case: Case, method: str, prefix: str) -> None:
@@ -74,7 +78,15 @@ def check_cached_equals_full(case: Case, method: str, prefix: str) -> None:
     full = case.numpy(case.call(method, native, config, case.array("x", x), prefix=prefix)[0])
     past, start, pieces = None, 0, []
     for size in draw_split(case, x.shape[1]):
-        out, past = case.call(method, native, config, case.array(f"x_{start}", x[:, start:start + size]), prefix=prefix, past=past)
+        out, past = case.call(
+            method, native, config, case.array(f"x_{start}", x[:, start : start + size]), prefix=prefix, past=past
+        )
         pieces.append(case.numpy(out))
         start += size
-    case.assert_close(np.concatenate(pieces, axis=1), full, f"{method} in chunks with the KV cache vs one call", kind="composite", magnitude=magnitude(full))
+    case.assert_close(
+        np.concatenate(pieces, axis=1),
+        full,
+        f"{method} in chunks with the KV cache vs one call",
+        kind="composite",
+        magnitude=magnitude(full),
+    )

@@ -1,11 +1,11 @@
-"""Checks for :mod:`spec.activations`."""
+"""Checks for :mod:`transformer_spec.spec.activations`."""
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.errors import ConfigError, DTypeError
+from transformer_spec.spec.errors import ConfigError, DTypeError
 
 from .. import reference as ref
 from .. import strategies as cs
@@ -25,7 +25,12 @@ def _compare(case: Case, method: str, expected_fn, **kwargs) -> None:
     got = case.numpy(case.call(method, case.array("x", x), **kwargs))
     xr = case.rounded(x)
     # The derivative of each activation is at most ~1.13, so an input rounding of |x|·eps moves the output at most that much.
-    case.assert_close(got, expected_fn(xr), f"{method}(x{''.join(f', {k}={v}' for k, v in kwargs.items())})", magnitude=np.maximum(np.abs(expected_fn(xr)), 1.13 * np.abs(xr)))
+    case.assert_close(
+        got,
+        expected_fn(xr),
+        f"{method}(x{''.join(f', {k}={v}' for k, v in kwargs.items())})",
+        magnitude=np.maximum(np.abs(expected_fn(xr)), 1.13 * np.abs(xr)),
+    )
 
 
 @check("activations.elementwise")
@@ -37,7 +42,12 @@ def elementwise(case: Case) -> None:
         y = case.numpy(case.call(method, case.array("x", x), **kwargs))
         case.require(y.shape == x.shape, f"{method} changed the shape {x.shape} to {y.shape}")
         y_perm = case.numpy(case.call(method, case.array("x_permuted", flat[permutation]), **kwargs))
-        case.assert_close(y_perm, y.ravel()[permutation], f"{method} of permuted input vs permuted output", magnitude=np.abs(y.ravel()[permutation]))
+        case.assert_close(
+            y_perm,
+            y.ravel()[permutation],
+            f"{method} of permuted input vs permuted output",
+            magnitude=np.abs(y.ravel()[permutation]),
+        )
 
 
 @check("activations.relu_matches_reference")

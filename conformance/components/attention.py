@@ -1,4 +1,4 @@
-"""Checks for :mod:`spec.attention`."""
+"""Checks for :mod:`transformer_spec.spec.attention`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.errors import DTypeError, ShapeError
-from spec.tolerances import EPSILON
+from transformer_spec.spec.errors import DTypeError, ShapeError
+from transformer_spec.spec.tolerances import EPSILON
 
 from .. import reference as ref
 from .. import strategies as cs
@@ -60,7 +60,10 @@ def rows_normalized(case: Case) -> None:
     allowed = np.broadcast_to(ref.allowed_keys(q.shape[-2], k.shape[-2], mask, causal), w.shape).any(axis=-1)
     expected = np.where(allowed, 1.0, 0.0)
     error = np.abs(sums - expected)
-    case.require(bool(np.all(error <= 4 * k.shape[-2] * EPSILON[case.dtype])), f"attention weight rows sum to {sums.ravel()[np.argmax(error.ravel())]!r}, expected {expected.ravel()[np.argmax(error.ravel())]}")
+    case.require(
+        bool(np.all(error <= 4 * k.shape[-2] * EPSILON[case.dtype])),
+        f"attention weight rows sum to {sums.ravel()[np.argmax(error.ravel())]!r}, expected {expected.ravel()[np.argmax(error.ravel())]}",
+    )
 
 
 @check("attention.matches_reference", examples_factor=2)
@@ -69,8 +72,18 @@ def matches_reference(case: Case) -> None:
     out, w = _call(case, q, k, v, mask, causal, scale)
     ref_out, ref_w = ref.attention(case.rounded(q), case.rounded(k), case.rounded(v), mask, causal, scale)
     out_mag, w_mag = _out_magnitude(case, q, k, v)
-    case.assert_close(w, ref_w, f"attention weights (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})", magnitude=w_mag)
-    case.assert_close(out, ref_out, f"attention output (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})", magnitude=np.broadcast_to(out_mag, out.shape))
+    case.assert_close(
+        w,
+        ref_w,
+        f"attention weights (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})",
+        magnitude=w_mag,
+    )
+    case.assert_close(
+        out,
+        ref_out,
+        f"attention output (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})",
+        magnitude=np.broadcast_to(out_mag, out.shape),
+    )
 
 
 @check("attention.fast_path_matches_reference", examples_factor=2)
@@ -82,8 +95,12 @@ def fast_path_matches_reference(case: Case) -> None:
     out, weights = case.call("attention", case.array("q", q), case.array("k", k), case.array("v", v), **kwargs)
     case.require(weights is None, "attention(need_weights=False) returned weights; expected None")
     ref_out, _ = ref.attention(case.rounded(q), case.rounded(k), case.rounded(v), mask, causal, scale)
-    case.assert_close(case.numpy(out), ref_out, f"attention fast path (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})",
-                      magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], ref_out.shape))
+    case.assert_close(
+        case.numpy(out),
+        ref_out,
+        f"attention fast path (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})",
+        magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], ref_out.shape),
+    )
 
 
 @check("attention.default_scale")
@@ -92,11 +109,19 @@ def default_scale(case: Case) -> None:
     qn, kn, vn = case.array("q", q), case.array("k", k), case.array("v", v)
     out_default, _ = case.call("attention", qn, kn, vn)
     out_explicit, _ = case.call("attention", qn, kn, vn, scale=1.0 / math.sqrt(q.shape[-1]))
-    case.assert_close(case.numpy(out_default), case.numpy(out_explicit), "attention(scale=None) vs attention(scale=1/sqrt(Dh))",
-                      magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out_default.shape))
+    case.assert_close(
+        case.numpy(out_default),
+        case.numpy(out_explicit),
+        "attention(scale=None) vs attention(scale=1/sqrt(Dh))",
+        magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out_default.shape),
+    )
     ref_out, _ = ref.attention(case.rounded(q), case.rounded(k), case.rounded(v))
-    case.assert_close(case.numpy(out_default), ref_out, "attention(scale=None) vs reference with 1/sqrt(Dh)",
-                      magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out_default.shape))
+    case.assert_close(
+        case.numpy(out_default),
+        ref_out,
+        "attention(scale=None) vs reference with 1/sqrt(Dh)",
+        magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out_default.shape),
+    )
 
 
 @check("attention.causal")
@@ -113,9 +138,12 @@ def causal(case: Case) -> None:
     v2[..., first_future:, :] = rng.standard_normal(v2[..., first_future:, :].shape) * 3
     out1, _ = _call(case, q, k, v, None, True, scale)
     out2, _ = _call(case, q, k2, v2, None, True, scale, names=("q", "k_changed", "v_changed", "mask"))
-    case.assert_close(out2[..., : i + 1, :], out1[..., : i + 1, :],
-                      f"causal attention (L={L}, S={S}): outputs of queries 0..{i} after changing keys/values from position {first_future} on",
-                      magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out1.shape)[..., : i + 1, :])
+    case.assert_close(
+        out2[..., : i + 1, :],
+        out1[..., : i + 1, :],
+        f"causal attention (L={L}, S={S}): outputs of queries 0..{i} after changing keys/values from position {first_future} on",
+        magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out1.shape)[..., : i + 1, :],
+    )
 
 
 @check("attention.causal_sees_past")
@@ -129,8 +157,10 @@ def causal_sees_past(case: Case) -> None:
     _, w = _call(case, q, k, v, None, True, None)
     for i in range(L):
         last_allowed = i + S - L
-        case.require(bool(np.all(w[..., i, last_allowed] > 0)) and bool(np.all(w[..., i, 0] > 0)),
-                     f"causal attention (L={L}, S={S}): query {i} gives zero weight to key {last_allowed} or key 0, which it may see")
+        case.require(
+            bool(np.all(w[..., i, last_allowed] > 0)) and bool(np.all(w[..., i, 0] > 0)),
+            f"causal attention (L={L}, S={S}): query {i} gives zero weight to key {last_allowed} or key 0, which it may see",
+        )
 
 
 @check("attention.key_permutation_invariant")
@@ -138,9 +168,22 @@ def key_permutation_invariant(case: Case) -> None:
     q, k, v, mask, _, scale = _draw_qkv(case, causal=False)
     perm = np.random.default_rng(case.draw(st.integers(0, 2**16), "perm_seed")).permutation(k.shape[-2])
     out1, _ = _call(case, q, k, v, mask, False, scale)
-    out2, _ = _call(case, q, k[..., perm, :], v[..., perm, :], None if mask is None else mask[..., perm], False, scale,
-                    names=("q", "k_permuted", "v_permuted", "mask_permuted"))
-    case.assert_close(out2, out1, "attention with keys/values permuted vs original", magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out1.shape))
+    out2, _ = _call(
+        case,
+        q,
+        k[..., perm, :],
+        v[..., perm, :],
+        None if mask is None else mask[..., perm],
+        False,
+        scale,
+        names=("q", "k_permuted", "v_permuted", "mask_permuted"),
+    )
+    case.assert_close(
+        out2,
+        out1,
+        "attention with keys/values permuted vs original",
+        magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out1.shape),
+    )
 
 
 @check("attention.masked_keys_zero_weight")
@@ -149,7 +192,10 @@ def masked_keys_zero_weight(case: Case) -> None:
     _, w = _call(case, q, k, v, mask, causal, scale)
     allowed = np.broadcast_to(ref.allowed_keys(q.shape[-2], k.shape[-2], mask, causal), w.shape)
     leaked = np.where(allowed, 0.0, np.abs(w))
-    case.require(bool(np.all(leaked == 0)), f"a disallowed key got weight {leaked.max()!r} at index {np.unravel_index(int(np.argmax(leaked)), leaked.shape)}; expected exactly 0")
+    case.require(
+        bool(np.all(leaked == 0)),
+        f"a disallowed key got weight {leaked.max()!r} at index {np.unravel_index(int(np.argmax(leaked)), leaked.shape)}; expected exactly 0",
+    )
 
 
 @check("attention.fully_masked_row_is_zero")
@@ -161,8 +207,14 @@ def fully_masked_row_is_zero(case: Case) -> None:
     mask[row] = False
     case.note("mask", mask)
     out, w = _call(case, q, k, v, mask, False, scale)
-    case.require(bool(np.all(w[..., row, :] == 0)), f"query {row} has no allowed key but its weights are {w[..., row, :].ravel()[:8]}; expected all 0")
-    case.require(bool(np.all(out[..., row, :] == 0)), f"query {row} has no allowed key but its output is {out[..., row, :].ravel()[:8]}; expected all 0")
+    case.require(
+        bool(np.all(w[..., row, :] == 0)),
+        f"query {row} has no allowed key but its weights are {w[..., row, :].ravel()[:8]}; expected all 0",
+    )
+    case.require(
+        bool(np.all(out[..., row, :] == 0)),
+        f"query {row} has no allowed key but its output is {out[..., row, :].ravel()[:8]}; expected all 0",
+    )
 
 
 @check("attention.errors", dtypes=ANY)
@@ -170,8 +222,17 @@ def errors(case: Case) -> None:
     q, k, v = case.array("q", np.zeros((2, 3, 4))), case.array("k", np.zeros((2, 5, 4))), case.array("v", np.zeros((2, 5, 6)))
     case.expect_error(ShapeError, "'k'", "attention", q, case.array("k_wide", np.zeros((2, 5, 8))), v)
     case.expect_error(ShapeError, "'v'", "attention", q, k, case.array("v_short", np.zeros((2, 4, 6))))
-    case.expect_error(ShapeError, "leading axes", "attention", q, case.array("k_batch3", np.zeros((3, 5, 4))), case.array("v_batch3", np.zeros((3, 5, 6))))
-    case.expect_error(ShapeError, "'mask'", "attention", q, k, v, mask=case.array("mask_wrong", np.ones((3, 4), dtype=bool), "bool"))
+    case.expect_error(
+        ShapeError,
+        "leading axes",
+        "attention",
+        q,
+        case.array("k_batch3", np.zeros((3, 5, 4))),
+        case.array("v_batch3", np.zeros((3, 5, 6))),
+    )
+    case.expect_error(
+        ShapeError, "'mask'", "attention", q, k, v, mask=case.array("mask_wrong", np.ones((3, 4), dtype=bool), "bool")
+    )
     case.expect_error(DTypeError, "'mask'", "attention", q, k, v, mask=case.array("mask_float", np.ones((3, 5))))
     case.expect_error(ShapeError, "causal", "attention", case.array("q_long", np.zeros((2, 6, 4))), k, v, causal=True)
     case.expect_error(ShapeError, "'q'", "attention", case.array("q_empty", np.zeros((2, 0, 4))), k, v)

@@ -1,4 +1,4 @@
-"""Checks for :mod:`spec.block`."""
+"""Checks for :mod:`transformer_spec.spec.block`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ def matches_reference(case: Case) -> None:
     x = draw_stream(case, config)
     out, _ = case.call("block", native, config, case.array("x", x), prefix=PREFIX)
     expected = ref.block(params, config, case.rounded(x), PREFIX)
-    case.assert_close(case.numpy(out), expected, f"block ({config.norm} norm, {config.activation}, {config.positional})", kind="composite", magnitude=magnitude(expected))
+    case.assert_close(
+        case.numpy(out),
+        expected,
+        f"block ({config.norm} norm, {config.activation}, {config.positional})",
+        kind="composite",
+        magnitude=magnitude(expected),
+    )
 
 
 @check("block.causal", examples_factor=0.5)

@@ -1,11 +1,11 @@
-"""Checks for :mod:`spec.embedding`."""
+"""Checks for :mod:`transformer_spec.spec.embedding`."""
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.errors import DTypeError, OutOfRangeError, ShapeError
+from transformer_spec.spec.errors import DTypeError, OutOfRangeError, ShapeError
 
 from .. import strategies as cs
 from ..case import Case
@@ -21,7 +21,9 @@ def selects_rows(case: Case) -> None:
     id_dtype = case.draw(st.sampled_from(("int32", "int64")), "id_dtype")
     got = case.numpy(case.call("embedding", case.array("table", table), case.array("ids", ids, id_dtype)))
     expected = case.rounded(table)[ids]
-    case.require(got.shape == ids_shape + (D,), f"embedding returned shape {got.shape}, expected ids.shape + (D,) = {ids_shape + (D,)}")
+    case.require(
+        got.shape == ids_shape + (D,), f"embedding returned shape {got.shape}, expected ids.shape + (D,) = {ids_shape + (D,)}"
+    )
     case.require(bool(np.array_equal(got, expected)), "embedding rows differ from table[ids] (they must be exact copies)")
 
 
@@ -40,4 +42,10 @@ def out_of_range_is_error(case: Case) -> None:
 def errors(case: Case) -> None:
     table = case.array("table", np.zeros((5, 4)))
     case.expect_error(DTypeError, "'ids'", "embedding", table, case.array("float_ids", np.zeros((2, 3))))
-    case.expect_error(ShapeError, "'table'", "embedding", case.array("table_1d", np.zeros((5,))), case.array("ids", np.zeros((2,), dtype=np.int64), "int64"))
+    case.expect_error(
+        ShapeError,
+        "'table'",
+        "embedding",
+        case.array("table_1d", np.zeros((5,))),
+        case.array("ids", np.zeros((2,), dtype=np.int64), "int64"),
+    )

@@ -1,4 +1,4 @@
-"""Checks for :mod:`spec.gradients`: ``value_and_grad`` against float64 central differences.
+"""Checks for :mod:`transformer_spec.spec.gradients`: ``value_and_grad`` against float64 central differences.
 
 Each checked function is a :class:`Problem`: named float64 variables and a
 *program* that computes a scalar from their native arrays with the backend's
@@ -16,14 +16,20 @@ repro is one line that calls the same code the check ran.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.config import ModelConfig
-from spec.gradients import DIRECTIONS_PER_EXAMPLE, FINITE_DIFFERENCE_STEP, FINITE_DIFFERENCE_TOLERANCE, KINK_MARGIN
+from transformer_spec.spec.config import ModelConfig
+from transformer_spec.spec.gradients import (
+    DIRECTIONS_PER_EXAMPLE,
+    FINITE_DIFFERENCE_STEP,
+    FINITE_DIFFERENCE_TOLERANCE,
+    KINK_MARGIN,
+)
 
 from .. import reference as ref
 from .. import strategies as cs
@@ -54,8 +60,10 @@ def require_autodiff(backend: Any) -> None:
 def require_float64(case: Case) -> None:
     require_autodiff(case.be)
     if case.dtype != "float64":
-        raise SkipCheck(f"finite differences are checked in float64 only (a {case.dtype} central difference keeps about half "
-                        "its bits); run with --dtype float64")
+        raise SkipCheck(
+            f"finite differences are checked in float64 only (a {case.dtype} central difference keeps about half "
+            "its bits); run with --dtype float64"
+        )
 
 
 def contract(be: Any, outputs: list[Any], weights: list[np.ndarray], dtype: str) -> Any:
@@ -91,8 +99,12 @@ def _elementwise(method: str, **kwargs: Any) -> Builder:
             x = _away_from_zero(x)
         r = rng.standard_normal(shape)
         options = "".join(f" {k}={v}" for k, v in kwargs.items())
-        return Problem(f"{method}{options} of x {shape}", {"x": x},
-                       lambda be, p, dtype: contract(be, [getattr(be, method)(p["x"], **kwargs)], [r], dtype))
+        return Problem(
+            f"{method}{options} of x {shape}",
+            {"x": x},
+            lambda be, p, dtype: contract(be, [getattr(be, method)(p["x"], **kwargs)], [r], dtype),
+        )
+
     return build
 
 
@@ -100,8 +112,12 @@ def _softmax(method: str) -> Builder:
     def build(rng: np.random.Generator, variant: int) -> Problem:
         shape, axis = (((5,), -1), ((2, 5, 3), 1))[variant]
         x, r = rng.standard_normal(shape) * 3, rng.standard_normal(shape)
-        return Problem(f"{method} of x {shape} along axis {axis}", {"x": x},
-                       lambda be, p, dtype: contract(be, [getattr(be, method)(p["x"], axis=axis)], [r], dtype))
+        return Problem(
+            f"{method} of x {shape} along axis {axis}",
+            {"x": x},
+            lambda be, p, dtype: contract(be, [getattr(be, method)(p["x"], axis=axis)], [r], dtype),
+        )
+
     return build
 
 
@@ -112,15 +128,21 @@ def _linear(rng: np.random.Generator, variant: int) -> Problem:
     if bias:
         variables["b"] = rng.standard_normal(dout)
     r = rng.standard_normal(shape[:-1] + (dout,))
-    return Problem(f"linear of x {shape}, w {(din, dout)}{', b' if bias else ''}", variables,
-                   lambda be, p, dtype: contract(be, [be.linear(p["x"], p["w"], p.get("b"))], [r], dtype))
+    return Problem(
+        f"linear of x {shape}, w {(din, dout)}{', b' if bias else ''}",
+        variables,
+        lambda be, p, dtype: contract(be, [be.linear(p["x"], p["w"], p.get("b"))], [r], dtype),
+    )
 
 
 def _norm(method: str) -> Builder:
     def build(rng: np.random.Generator, variant: int) -> Problem:
         shape = ((8,), (2, 5, 4))[variant]
         D = shape[-1]
-        variables = {"x": rng.standard_normal(shape) * 2 + rng.standard_normal(shape[:-1] + (1,)), "w": 1 + 0.3 * rng.standard_normal(D)}
+        variables = {
+            "x": rng.standard_normal(shape) * 2 + rng.standard_normal(shape[:-1] + (1,)),
+            "w": 1 + 0.3 * rng.standard_normal(D),
+        }
         if method == "layer_norm" and variant == 0:
             variables["b"] = rng.standard_normal(D)
         r = rng.standard_normal(shape)
@@ -128,7 +150,9 @@ def _norm(method: str) -> Builder:
         def program(be: Any, p: dict[str, Any], dtype: str) -> Any:
             out = be.layer_norm(p["x"], p["w"], p.get("b"), 1e-5) if method == "layer_norm" else be.rms_norm(p["x"], p["w"], 1e-6)
             return contract(be, [out], [r], dtype)
+
         return Problem(f"{method} of x {shape}{', b' if 'b' in variables else ''}", variables, program)
+
     return build
 
 
@@ -136,23 +160,32 @@ def _embedding(rng: np.random.Generator, variant: int) -> Problem:
     (V, D), ids_shape = (((7, 4), (5,)), ((3, 8), (2, 5)))[variant]
     ids = rng.integers(0, V, size=ids_shape)  # 10 ids from 3 rows: repeated ids, whose gradients add up
     r = rng.standard_normal(ids.shape + (D,))
-    return Problem(f"embedding of table {(V, D)} at ids {ids.shape}", {"table": rng.standard_normal((V, D))},
-                   lambda be, p, dtype: contract(be, [be.embedding(p["table"], be.asarray(ids, "int64"))], [r], dtype))
+    return Problem(
+        f"embedding of table {(V, D)} at ids {ids.shape}",
+        {"table": rng.standard_normal((V, D))},
+        lambda be, p, dtype: contract(be, [be.embedding(p["table"], be.asarray(ids, "int64"))], [r], dtype),
+    )
 
 
 def _learned_positions(rng: np.random.Generator, variant: int) -> Problem:
     (C, D), length, offset = (((8, 4), 5, 0), ((8, 4), 1, 6))[variant]
     r = rng.standard_normal((length, D))
-    return Problem(f"learned_positions of table {(C, D)}, rows {offset}..{offset + length - 1}", {"table": rng.standard_normal((C, D))},
-                   lambda be, p, dtype: contract(be, [be.learned_positions(p["table"], length, offset)], [r], dtype))
+    return Problem(
+        f"learned_positions of table {(C, D)}, rows {offset}..{offset + length - 1}",
+        {"table": rng.standard_normal((C, D))},
+        lambda be, p, dtype: contract(be, [be.learned_positions(p["table"], length, offset)], [r], dtype),
+    )
 
 
 def _rotary(rng: np.random.Generator, variant: int) -> Problem:
     shape = ((5, 8), (2, 3, 5, 4))[variant]
     positions = np.arange(shape[-2]) + int(rng.integers(0, 100))
     r = rng.standard_normal(shape)
-    return Problem(f"rotary of x {shape} at positions {positions[0]}..{positions[-1]}", {"x": rng.standard_normal(shape)},
-                   lambda be, p, dtype: contract(be, [be.rotary(p["x"], be.asarray(positions, "int64"))], [r], dtype))
+    return Problem(
+        f"rotary of x {shape} at positions {positions[0]}..{positions[-1]}",
+        {"x": rng.standard_normal(shape)},
+        lambda be, p, dtype: contract(be, [be.rotary(p["x"], be.asarray(positions, "int64"))], [r], dtype),
+    )
 
 
 def _attention(need_weights: bool) -> Builder:
@@ -164,7 +197,11 @@ def _attention(need_weights: bool) -> Builder:
         if variant == 1:
             mask = rng.random((L, S)) < 0.7
             mask[int(rng.integers(0, L))] = False
-        variables = {"q": rng.standard_normal(batch + (L, Dh)), "k": rng.standard_normal(batch + (S, Dh)), "v": rng.standard_normal(batch + (S, Dh))}
+        variables = {
+            "q": rng.standard_normal(batch + (L, Dh)),
+            "k": rng.standard_normal(batch + (S, Dh)),
+            "v": rng.standard_normal(batch + (S, Dh)),
+        }
         r_out, r_weights = rng.standard_normal(batch + (L, Dh)), rng.standard_normal(batch + (L, S))
 
         def program(be: Any, p: dict[str, Any], dtype: str) -> Any:
@@ -173,18 +210,25 @@ def _attention(need_weights: bool) -> Builder:
             if need_weights:
                 return contract(be, [out, weights], [r_out, r_weights], dtype)
             return contract(be, [out], [r_out], dtype)
+
         path = "weights path" if need_weights else "fast path (need_weights=False)"
-        return Problem(f"attention, {path}, q {batch + (L, Dh)}, S={S}, causal={causal}, mask={'none' if mask is None else 'random'}",
-                       variables, program)
+        return Problem(
+            f"attention, {path}, q {batch + (L, Dh)}, S={S}, causal={causal}, mask={'none' if mask is None else 'random'}",
+            variables,
+            program,
+        )
+
     return build
 
 
 def _cross_entropy(rng: np.random.Generator, variant: int) -> Problem:
     shape, V = (((5,), 7), ((2, 5), 2))[variant]
     targets = np.where(rng.random(shape) < 0.3, IGNORE, rng.integers(0, V, size=shape))
-    return Problem(f"cross_entropy of logits {shape + (V,)} with {int((targets == IGNORE).sum())} of {targets.size} targets ignored",
-                   {"logits": rng.standard_normal(shape + (V,)) * 2},
-                   lambda be, p, dtype: be.cross_entropy(p["logits"], be.asarray(targets, "int64")))
+    return Problem(
+        f"cross_entropy of logits {shape + (V,)} with {int((targets == IGNORE).sum())} of {targets.size} targets ignored",
+        {"logits": rng.standard_normal(shape + (V,)) * 2},
+        lambda be, p, dtype: be.cross_entropy(p["logits"], be.asarray(targets, "int64")),
+    )
 
 
 PRIMITIVE_PROBLEMS: dict[str, Builder] = {
@@ -228,6 +272,7 @@ def composite_problem(name: str, config: ModelConfig, seed: int) -> Problem:
         def program(be: Any, p: dict[str, Any], dtype: str) -> Any:
             logits, _ = be.model_forward(p, config, be.asarray(ids, "int64"))
             return be.cross_entropy(logits, be.asarray(targets, "int64"))
+
         return Problem(f"cross_entropy(model_forward(params, ids {ids.shape})) of {config}", params, program)
     prefix = {"multihead_attention": "blocks.0.attn.", "feed_forward": "blocks.0.mlp.", "block": "blocks.0."}[name]
     variables = {k: v for k, v in params.items() if k.startswith(prefix)}
@@ -241,11 +286,16 @@ def composite_problem(name: str, config: ModelConfig, seed: int) -> Problem:
         else:
             out = getattr(be, name)(weights, config, p["x"], prefix=prefix)[0]
         return contract(be, [out], [r], dtype)
-    return Problem(f"{name} of x {(B, L, config.d_model)} ({config.positional}, {config.norm}, {config.activation}, bias={config.bias})",
-                   variables, program)
+
+    return Problem(
+        f"{name} of x {(B, L, config.d_model)} ({config.positional}, {config.norm}, {config.activation}, bias={config.bias})",
+        variables,
+        program,
+    )
 
 
 # ---------------------------------------------------------------------- the comparison
+
 
 @dataclass
 class DirectionalDerivative:
@@ -279,21 +329,29 @@ class GradientComparison:
 
     def describe(self) -> str:
         d = self.worst
-        return (f"{self.label}: along a random unit direction v, <grad f, v> = {d.by_autodiff!r} by value_and_grad but "
-                f"{d.by_differences!r} by float64 central differences (error {d.error:.3g}, allowed {d.allowed:.3g}; "
-                f"|grad f| = {d.gradient_norm:.3g})")
+        return (
+            f"{self.label}: along a random unit direction v, <grad f, v> = {d.by_autodiff!r} by value_and_grad but "
+            f"{d.by_differences!r} by float64 central differences (error {d.error:.3g}, allowed {d.allowed:.3g}; "
+            f"|grad f| = {d.gradient_norm:.3g})"
+        )
 
 
 def _scalar(be: Any, value: Any) -> float:
     return float(np.asarray(be.to_numpy(value), dtype=np.float64).reshape(()))
 
 
-def check_directional_derivatives(be: Any, problem: Problem, seed: int, dtype: str = "float64",
-                                  directions: int = DIRECTIONS_PER_EXAMPLE, step: float = FINITE_DIFFERENCE_STEP) -> GradientComparison:
+def check_directional_derivatives(
+    be: Any,
+    problem: Problem,
+    seed: int,
+    dtype: str = "float64",
+    directions: int = DIRECTIONS_PER_EXAMPLE,
+    step: float = FINITE_DIFFERENCE_STEP,
+) -> GradientComparison:
     """Compare ``value_and_grad`` of ``problem`` with Richardson-extrapolated central differences along random directions.
 
     Everything is computed by ``be`` in ``dtype`` (float64 for a meaningful comparison). The directions are drawn
-    from ``seed``; see :mod:`spec.gradients` for the test and its tolerance.
+    from ``seed``; see :mod:`transformer_spec.spec.gradients` for the test and its tolerance.
     """
     names = list(problem.variables)
     native = {k: be.asarray(v, dtype) for k, v in problem.variables.items()}
@@ -304,7 +362,9 @@ def check_directional_derivatives(be: Any, problem: Problem, seed: int, dtype: s
     gradient = {k: np.asarray(be.to_numpy(grads[k]), dtype=np.float64) for k in names}
     for k in names:
         if gradient[k].shape != problem.variables[k].shape:
-            raise InvariantViolation(f"{problem.label}: the gradient of {k!r} has shape {gradient[k].shape}, expected {problem.variables[k].shape}")
+            raise InvariantViolation(
+                f"{problem.label}: the gradient of {k!r} has shape {gradient[k].shape}, expected {problem.variables[k].shape}"
+            )
     norm = math.sqrt(sum(float(np.sum(g * g)) for g in gradient.values()))
 
     def f(v: dict[str, np.ndarray], h: float) -> float:
@@ -322,15 +382,16 @@ def check_directional_derivatives(be: Any, problem: Problem, seed: int, dtype: s
         d2 = (f(v, 2 * step) - f(v, -2 * step)) / (4 * step)
         extrapolated = (4 * d1 - d2) / 3  # the h^2 error terms cancel
         by_autodiff = sum(float(np.sum(gradient[k] * v[k])) for k in names)
-        comparison.directions.append(DirectionalDerivative(
-            by_autodiff, extrapolated, norm, tol.atol + tol.rtol * (norm + abs(extrapolated))))
+        comparison.directions.append(
+            DirectionalDerivative(by_autodiff, extrapolated, norm, tol.atol + tol.rtol * (norm + abs(extrapolated)))
+        )
     return comparison
 
 
 def _run_directional(case: Case, problem: Problem, build_call: str, seed: int) -> None:
     """Run one comparison; on failure the repro is the one call that redoes it."""
-    if "import conformance.components.gradients as G" not in case.setup:
-        case.setup.append("import conformance.components.gradients as G")
+    if "import transformer_spec.conformance.components.gradients as G" not in case.setup:
+        case.setup.append("import transformer_spec.conformance.components.gradients as G")
     case.calls.append(f"result = G.check_directional_derivatives(be, {build_call}, seed={seed})")
     case.calls.append("ok, description = result.ok, result.describe()")
     result = check_directional_derivatives(case.be, problem, seed)
@@ -339,6 +400,7 @@ def _run_directional(case: Case, problem: Problem, build_call: str, seed: int) -
 
 
 # ---------------------------------------------------------------------- checks
+
 
 @check("gradients.declared_autodiff_works", dtypes=FLOAT, examples_factor=0.5)
 def declared_autodiff_works(case: Case) -> None:
@@ -354,30 +416,55 @@ def declared_autodiff_works(case: Case) -> None:
         return contract(be, [be.softmax(p["x"])], [r], dtype)
 
     case.note("r", r)
-    case.setup.append("import conformance.components.gradients as G")
-    case.calls.append(f"value, grads = be.value_and_grad(lambda p: G.contract(be, [be.softmax(p['x'])], [r], {dtype!r}))({{'x': x_, 'unused': unused_}})")
+    case.setup.append("import transformer_spec.conformance.components.gradients as G")
+    case.calls.append(
+        f"value, grads = be.value_and_grad(lambda p: G.contract(be, [be.softmax(p['x'])], [r], {dtype!r}))({{'x': x_, 'unused': unused_}})"
+    )
     try:
         value, grads = be.value_and_grad(fn)(params)
     except NotImplementedError as error:
         case.fail(f"supports_autodiff is True but value_and_grad raised NotImplementedError: {error}")
-    case.require(isinstance(grads, dict), f"value_and_grad returned grads of type {type(grads).__name__}, expected a dict like params")
-    case.require(set(grads) == set(params), f"value_and_grad returned gradients for {sorted(grads)}, expected exactly {sorted(params)}")
+    case.require(
+        isinstance(grads, dict), f"value_and_grad returned grads of type {type(grads).__name__}, expected a dict like params"
+    )
+    case.require(
+        set(grads) == set(params), f"value_and_grad returned gradients for {sorted(grads)}, expected exactly {sorted(params)}"
+    )
     for name, p in params.items():
         g = grads[name]
-        case.require(isinstance(g, be.array_type), f"the gradient of {name!r} is a {type(g).__name__}, expected a native array of the backend")
-        case.require(tuple(g.shape) == tuple(p.shape), f"the gradient of {name!r} has shape {tuple(g.shape)}, expected {tuple(p.shape)}")
-        case.require(be.dtype_of(g) == dtype, f"the gradient of {name!r} has dtype {be.dtype_of(g)}, expected {dtype} like the parameter")
-    case.require(bool(np.all(case.numpy(grads["unused"]) == 0)), "a parameter fn does not use got a non-zero gradient, expected zeros")
+        case.require(
+            isinstance(g, be.array_type),
+            f"the gradient of {name!r} is a {type(g).__name__}, expected a native array of the backend",
+        )
+        case.require(
+            tuple(g.shape) == tuple(p.shape), f"the gradient of {name!r} has shape {tuple(g.shape)}, expected {tuple(p.shape)}"
+        )
+        case.require(
+            be.dtype_of(g) == dtype, f"the gradient of {name!r} has dtype {be.dtype_of(g)}, expected {dtype} like the parameter"
+        )
+    case.require(
+        bool(np.all(case.numpy(grads["unused"]) == 0)), "a parameter fn does not use got a non-zero gradient, expected zeros"
+    )
     direct = _scalar(be, fn(params))
-    case.assert_close(np.array(_scalar(be, value)), np.array(direct), "the value returned by value_and_grad vs fn(params)",
-                      magnitude=np.array(max(1.0, float(np.abs(r).sum()))))
+    case.assert_close(
+        np.array(_scalar(be, value)),
+        np.array(direct),
+        "the value returned by value_and_grad vs fn(params)",
+        magnitude=np.array(max(1.0, float(np.abs(r).sum()))),
+    )
     # d/dx sum(softmax(x) * r) = p * (r - sum(p * r)) along the last axis: a closed form in float64.
     p = ref.softmax(case.rounded(x))
     expected = p * (r - np.sum(p * r, axis=-1, keepdims=True))
-    case.assert_close(case.numpy(grads["x"]), expected, "the gradient of sum(softmax(x) * r)",
-                      magnitude=np.broadcast_to(np.maximum(np.abs(r).max(axis=-1, keepdims=True), 1.0), expected.shape))
+    case.assert_close(
+        case.numpy(grads["x"]),
+        expected,
+        "the gradient of sum(softmax(x) * r)",
+        magnitude=np.broadcast_to(np.maximum(np.abs(r).max(axis=-1, keepdims=True), 1.0), expected.shape),
+    )
     for name, v in params.items():
-        case.require(np.array_equal(case.numpy(v), before[name], equal_nan=True), f"value_and_grad modified the caller's params[{name!r}]")
+        case.require(
+            np.array_equal(case.numpy(v), before[name], equal_nan=True), f"value_and_grad modified the caller's params[{name!r}]"
+        )
 
 
 @check("gradients.primitives_match_finite_differences", dtypes=FLOAT, examples_factor=0.5)
@@ -414,7 +501,9 @@ def _loss_gradient(case: Case, logits: np.ndarray, targets: np.ndarray) -> tuple
     be = case.be
     native_targets = case.array("targets", targets, "int64")
     case.calls.append("value, grads = be.value_and_grad(lambda p: be.cross_entropy(p['logits'], targets_))({'logits': logits_})")
-    value, grads = be.value_and_grad(lambda p: be.cross_entropy(p["logits"], native_targets))({"logits": case.array("logits", logits)})
+    value, grads = be.value_and_grad(lambda p: be.cross_entropy(p["logits"], native_targets))(
+        {"logits": case.array("logits", logits)}
+    )
     return _scalar(be, value), case.numpy(grads["logits"])
 
 
@@ -428,7 +517,9 @@ def cross_entropy_gradient_closed_form(case: Case) -> None:
     expected = ref.softmax(case.rounded(logits)) / M
     expected[keep, targets[keep]] -= 1.0 / M
     expected[~keep] = 0.0
-    case.assert_close(got, expected, f"d mean cross_entropy / d logits over {M} kept rows", magnitude=np.full(expected.shape, 1.0 / M))
+    case.assert_close(
+        got, expected, f"d mean cross_entropy / d logits over {M} kept rows", magnitude=np.full(expected.shape, 1.0 / M)
+    )
 
 
 @check("gradients.loss_gradient_ignores_ignored_targets", dtypes=FLOAT, examples_factor=0.5)
@@ -437,9 +528,14 @@ def loss_gradient_ignores_ignored_targets(case: Case) -> None:
     logits, targets = _draw_loss_problem(case, (0.3, 0.7, 1.0))
     value, got = _loss_gradient(case, logits, targets)
     ignored = targets == IGNORE
-    case.require(bool(np.all(np.isfinite(got))), "the gradient of cross_entropy is not finite, expected finite values (zeros on ignored rows)")
+    case.require(
+        bool(np.all(np.isfinite(got))),
+        "the gradient of cross_entropy is not finite, expected finite values (zeros on ignored rows)",
+    )
     if not np.all(got[ignored] == 0):
-        case.fail(f"rows with an ignored target got non-zero gradient (max |g| = {float(np.abs(got[ignored]).max()):.3g}), expected exactly 0")
+        case.fail(
+            f"rows with an ignored target got non-zero gradient (max |g| = {float(np.abs(got[ignored]).max()):.3g}), expected exactly 0"
+        )
     if ignored.all():
         case.require(value == 0.0, f"with every target ignored the loss is {value!r}, expected 0")
         # And through a whole model: every parameter's gradient is zero, not NaN.
@@ -448,8 +544,14 @@ def loss_gradient_ignores_ignored_targets(case: Case) -> None:
         params = case.params("params", cs.model_parameters(config, 0), cs.MODEL_PARAMETERS_RECIPE.format(config=config, seed=0))
         ids = case.array("ids", np.arange(8).reshape(1, 8), "int64")
         all_ignored = case.array("all_ignored", np.full((1, 8), IGNORE), "int64")
-        case.calls.append("value, grads = be.value_and_grad(lambda p: be.cross_entropy(be.model_forward(p, config, ids_)[0], all_ignored_))(params_)")
-        model_value, grads = be.value_and_grad(lambda p: be.cross_entropy(be.model_forward(p, config, ids)[0], all_ignored))(params)
-        case.require(_scalar(be, model_value) == 0.0, f"a model loss with every target ignored is {_scalar(be, model_value)!r}, expected 0")
+        case.calls.append(
+            "value, grads = be.value_and_grad(lambda p: be.cross_entropy(be.model_forward(p, config, ids_)[0], all_ignored_))(params_)"
+        )
+        model_value, grads = be.value_and_grad(lambda p: be.cross_entropy(be.model_forward(p, config, ids)[0], all_ignored))(
+            params
+        )
+        case.require(
+            _scalar(be, model_value) == 0.0, f"a model loss with every target ignored is {_scalar(be, model_value)!r}, expected 0"
+        )
         bad = [k for k, g in grads.items() if not np.all(case.numpy(g) == 0)]
         case.require(not bad, f"with every target ignored, parameters {bad[:4]} got non-zero (or NaN) gradients, expected zeros")

@@ -1,10 +1,10 @@
-"""Checks for :mod:`spec.linear`."""
+"""Checks for :mod:`transformer_spec.spec.linear`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from spec.errors import DTypeError, ShapeError
+from transformer_spec.spec.errors import DTypeError, ShapeError
 
 from .. import reference as ref
 from .. import strategies as cs
@@ -51,7 +51,12 @@ def acts_on_last_axis(case: Case) -> None:
     wn, bn = case.array("w", w), case.array("b", b)
     full = case.numpy(case.call("linear", case.array("x", x), wn, bn))
     flat = case.numpy(case.call("linear", case.array("x_2d", x.reshape(-1, x.shape[-1])), wn, bn))  # (prod(batch), Din)
-    case.assert_close(full.reshape(-1, full.shape[-1]), flat, "linear on batched x vs on x flattened to 2-D", magnitude=_magnitude(case, x.reshape(-1, x.shape[-1]), w, b))
+    case.assert_close(
+        full.reshape(-1, full.shape[-1]),
+        flat,
+        "linear on batched x vs on x flattened to 2-D",
+        magnitude=_magnitude(case, x.reshape(-1, x.shape[-1]), w, b),
+    )
 
 
 @check("linear.errors", dtypes=ANY)

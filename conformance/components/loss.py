@@ -1,4 +1,4 @@
-"""Checks for :mod:`spec.loss`."""
+"""Checks for :mod:`transformer_spec.spec.loss`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.errors import DTypeError, OutOfRangeError, ShapeError
+from transformer_spec.spec.errors import DTypeError, OutOfRangeError, ShapeError
 
 from .. import reference as ref
 from .. import strategies as cs
@@ -45,8 +45,15 @@ def ignore_index_ignored(case: Case) -> None:
     logits, targets = _draw(case, ignore_fraction=case.draw(st.sampled_from((0.3, 0.7, 1.0)), "ignore_fraction"))
     got = case.numpy(case.call("cross_entropy", case.array("logits", logits), case.array("targets", targets, "int64")))
     expected = ref.cross_entropy(case.rounded(logits), targets, ignore_index=-100)
-    case.require(bool(np.isfinite(got)), f"cross_entropy with ignored targets is {got!r}, expected finite (0 when all are ignored)")
-    case.assert_close(got, np.array(expected), f"cross_entropy with {int((targets == -100).sum())} of {targets.size} targets ignored", magnitude=np.array(_magnitude(case, logits)))
+    case.require(
+        bool(np.isfinite(got)), f"cross_entropy with ignored targets is {got!r}, expected finite (0 when all are ignored)"
+    )
+    case.assert_close(
+        got,
+        np.array(expected),
+        f"cross_entropy with {int((targets == -100).sum())} of {targets.size} targets ignored",
+        magnitude=np.array(_magnitude(case, logits)),
+    )
 
 
 @check("loss.uniform_logits_give_log_v")
@@ -62,7 +69,13 @@ def uniform_logits_give_log_v(case: Case) -> None:
 @check("loss.errors", dtypes=ANY)
 def errors(case: Case) -> None:
     logits = case.array("logits", np.zeros((2, 3, 5)))
-    case.expect_error(ShapeError, "'targets'", "cross_entropy", logits, case.array("targets_short", np.zeros((2, 2), dtype=np.int64), "int64"))
+    case.expect_error(
+        ShapeError, "'targets'", "cross_entropy", logits, case.array("targets_short", np.zeros((2, 2), dtype=np.int64), "int64")
+    )
     case.expect_error(DTypeError, "'targets'", "cross_entropy", logits, case.array("targets_float", np.zeros((2, 3))))
-    case.expect_error(OutOfRangeError, "'targets'", "cross_entropy", logits, case.array("targets_big", np.full((2, 3), 5), "int64"))
-    case.expect_error(OutOfRangeError, "'targets'", "cross_entropy", logits, case.array("targets_negative", np.full((2, 3), -1), "int64"))
+    case.expect_error(
+        OutOfRangeError, "'targets'", "cross_entropy", logits, case.array("targets_big", np.full((2, 3), 5), "int64")
+    )
+    case.expect_error(
+        OutOfRangeError, "'targets'", "cross_entropy", logits, case.array("targets_negative", np.full((2, 3), -1), "int64")
+    )

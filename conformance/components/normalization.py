@@ -1,12 +1,12 @@
-"""Checks for :mod:`spec.normalization`."""
+"""Checks for :mod:`transformer_spec.spec.normalization`."""
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.errors import ConfigError, DTypeError, ShapeError
-from spec.tolerances import EPSILON
+from transformer_spec.spec.errors import ConfigError, DTypeError, ShapeError
+from transformer_spec.spec.tolerances import EPSILON
 
 from .. import reference as ref
 from .. import strategies as cs
@@ -17,7 +17,10 @@ EPS = (1e-5, 1e-6, 1e-2)
 
 
 def _draw(case: Case, regimes=("normal", "ties", "wide")):
-    shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(cs.lengths(), "L"), case.draw(st.sampled_from((2, 3, 4, 8, 16)), "D"))
+    shape = case.draw(cs.batch_shapes(), "batch") + (
+        case.draw(cs.lengths(), "L"),
+        case.draw(st.sampled_from((2, 3, 4, 8, 16)), "D"),
+    )
     x = case.draw(cs.float_arrays(shape, case.dtype, regimes), "x")
     eps = case.draw(st.sampled_from(EPS), "eps")
     return x, eps
@@ -27,7 +30,9 @@ def _draw(case: Case, regimes=("normal", "ties", "wide")):
 def layer_norm_standardizes(case: Case) -> None:
     x, eps = _draw(case)
     D = x.shape[-1]
-    y = case.numpy(case.call("layer_norm", case.array("x", x), case.array("w", np.ones(D)), case.array("b", np.zeros(D)), eps=eps))
+    y = case.numpy(
+        case.call("layer_norm", case.array("x", x), case.array("w", np.ones(D)), case.array("b", np.zeros(D)), eps=eps)
+    )
     xr = case.rounded(x)
     var = xr.var(axis=-1)
     slack = 8 * D * EPSILON[case.dtype] * (1 + np.abs(xr).max(axis=-1) / np.sqrt(var + eps))
@@ -36,8 +41,10 @@ def layer_norm_standardizes(case: Case) -> None:
     expected_var = var / (var + eps)
     var_error = np.abs(y.var(axis=-1) - expected_var)
     worst = int(np.argmax(var_error.ravel()))
-    case.require(bool(np.all(var_error <= 2 * slack + 1e-12)),
-                 f"layer_norm row variance {y.var(axis=-1).ravel()[worst]!r}, expected sigma^2/(sigma^2+eps) = {expected_var.ravel()[worst]!r} (biased variance, divide by D)")
+    case.require(
+        bool(np.all(var_error <= 2 * slack + 1e-12)),
+        f"layer_norm row variance {y.var(axis=-1).ravel()[worst]!r}, expected sigma^2/(sigma^2+eps) = {expected_var.ravel()[worst]!r} (biased variance, divide by D)",
+    )
 
 
 @check("normalization.layer_norm_matches_reference")
@@ -51,7 +58,9 @@ def layer_norm_matches_reference(case: Case) -> None:
     expected = ref.layer_norm(xr, wr, br, eps)
     # Rounding x by |x|·eps moves the normalised value by |x|·eps/σ: scale the tolerance by that condition number.
     condition = (np.abs(xr).max(axis=-1, keepdims=True) + 1e-30) / np.sqrt(xr.var(axis=-1, keepdims=True) + eps)
-    case.assert_close(got, expected, "layer_norm(x, w, b)", magnitude=(np.abs(wr) * np.maximum(condition, 1) + np.abs(br)) * np.sqrt(D))
+    case.assert_close(
+        got, expected, "layer_norm(x, w, b)", magnitude=(np.abs(wr) * np.maximum(condition, 1) + np.abs(br)) * np.sqrt(D)
+    )
 
 
 @check("normalization.layer_norm_shift_scale_invariant")
@@ -98,5 +107,7 @@ def errors(case: Case) -> None:
     case.expect_error(ShapeError, "'w'", "layer_norm", x, case.array("w", np.ones(3)), case.array("b", np.zeros(4)))
     case.expect_error(ShapeError, "'b'", "layer_norm", x, case.array("w4", np.ones(4)), case.array("b3", np.zeros(3)))
     case.expect_error(ShapeError, "'w'", "rms_norm", x, case.array("w5", np.ones(5)))
-    case.expect_error(DTypeError, "'x'", "rms_norm", case.array("ids", np.zeros((2, 4), dtype=np.int64), "int64"), case.array("w4b", np.ones(4)))
+    case.expect_error(
+        DTypeError, "'x'", "rms_norm", case.array("ids", np.zeros((2, 4), dtype=np.int64), "int64"), case.array("w4b", np.ones(4))
+    )
     case.expect_error(ConfigError, "eps", "layer_norm", x, case.array("w4c", np.ones(4)), case.array("b4", np.zeros(4)), eps=-1.0)

@@ -1,11 +1,11 @@
-"""Checks for :mod:`spec.positional`."""
+"""Checks for :mod:`transformer_spec.spec.positional`."""
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.errors import ConfigError, OutOfRangeError, ShapeError
+from transformer_spec.spec.errors import ConfigError, OutOfRangeError, ShapeError
 
 from .. import reference as ref
 from .. import strategies as cs
@@ -24,7 +24,12 @@ def sinusoidal_matches_formula(case: Case) -> None:
     expected = ref.sinusoidal(length, dim, base, offset)
     # sin(p·ω) computed in the dtype carries an argument error of about p·eps: allow for it.
     positions = np.arange(offset, offset + length)[:, None] + 1.0
-    case.assert_close(got, expected, f"sinusoidal_encoding({length}, {dim}, base={base}, offset={offset})", magnitude=np.broadcast_to(positions, expected.shape))
+    case.assert_close(
+        got,
+        expected,
+        f"sinusoidal_encoding({length}, {dim}, base={base}, offset={offset})",
+        magnitude=np.broadcast_to(positions, expected.shape),
+    )
 
 
 @check("positional.sinusoidal_distinct_positions")
@@ -36,7 +41,9 @@ def sinusoidal_distinct_positions(case: Case) -> None:
     np.fill_diagonal(distance, np.inf)
     i, j = np.unravel_index(int(np.argmin(distance)), distance.shape)
     # Pair 0 turns one radian per position, so any two positions < 2π·(something) apart differ clearly.
-    case.require(float(distance[i, j]) > 0.05, f"positions {i} and {j} get (nearly) the same encoding: distance {distance[i, j]:.3g}")
+    case.require(
+        float(distance[i, j]) > 0.05, f"positions {i} and {j} get (nearly) the same encoding: distance {distance[i, j]:.3g}"
+    )
 
 
 @check("positional.sinusoidal_offset_consistent")
@@ -46,7 +53,12 @@ def sinusoidal_offset_consistent(case: Case) -> None:
     full = case.numpy(case.call("sinusoidal_encoding", length + offset, dim, dtype=case.dtype))
     shifted = case.numpy(case.call("sinusoidal_encoding", length, dim, offset=offset, dtype=case.dtype))
     positions = np.arange(offset, offset + length)[:, None] + 1.0
-    case.assert_close(shifted, full[offset:], f"sinusoidal_encoding(offset={offset}) vs rows {offset}.. of the full table", magnitude=np.broadcast_to(positions, shifted.shape))
+    case.assert_close(
+        shifted,
+        full[offset:],
+        f"sinusoidal_encoding(offset={offset}) vs rows {offset}.. of the full table",
+        magnitude=np.broadcast_to(positions, shifted.shape),
+    )
 
 
 @check("positional.learned_selects_rows")
@@ -57,7 +69,10 @@ def learned_selects_rows(case: Case) -> None:
     offset = case.draw(st.integers(0, C - length), "offset")
     native = case.array("table", table)
     got = case.numpy(case.call("learned_positions", native, length, offset=offset))
-    case.require(bool(np.array_equal(got, case.rounded(table)[offset:offset + length])), f"learned_positions({length}, offset={offset}) is not rows {offset}..{offset + length - 1} of the table")
+    case.require(
+        bool(np.array_equal(got, case.rounded(table)[offset : offset + length])),
+        f"learned_positions({length}, offset={offset}) is not rows {offset}..{offset + length - 1} of the table",
+    )
     case.expect_error(OutOfRangeError, "context", "learned_positions", native, C - offset + 1, offset=offset)
 
 
@@ -107,8 +122,12 @@ def rotary_relative(case: Case) -> None:
 
     a, b = score(p, s), score(p + shift, s + shift)
     bound = np.linalg.norm(case.rounded(q)) * np.linalg.norm(case.rounded(k))
-    case.assert_close(np.array(b), np.array(a), f"<rotary(q, {p + shift}), rotary(k, {s + shift})> vs <rotary(q, {p}), rotary(k, {s})>",
-                      magnitude=np.array(bound * (max(p, s) + shift + 1) * Dh))
+    case.assert_close(
+        np.array(b),
+        np.array(a),
+        f"<rotary(q, {p + shift}), rotary(k, {s + shift})> vs <rotary(q, {p}), rotary(k, {s})>",
+        magnitude=np.array(bound * (max(p, s) + shift + 1) * Dh),
+    )
 
 
 @check("positional.rotary_matches_reference")
@@ -117,7 +136,9 @@ def rotary_matches_reference(case: Case) -> None:
     base = case.draw(st.sampled_from(BASES), "base")
     got = case.numpy(case.call("rotary", case.array("x", x), case.array("positions", positions, "int64"), base=base))
     xr = case.rounded(x)
-    case.assert_close(got, ref.rotary(xr, positions, base), f"rotary(x, positions, base={base})", magnitude=_angle_magnitude(xr, positions))
+    case.assert_close(
+        got, ref.rotary(xr, positions, base), f"rotary(x, positions, base={base})", magnitude=_angle_magnitude(xr, positions)
+    )
 
 
 @check("positional.errors", dtypes=ANY)
@@ -127,5 +148,7 @@ def errors(case: Case) -> None:
     case.expect_error(ConfigError, "offset", "sinusoidal_encoding", 4, 4, offset=-1)
     x = case.array("x", np.zeros((2, 3, 4)))
     case.expect_error(ShapeError, "positions", "rotary", x, case.array("positions", np.arange(2), "int64"))
-    case.expect_error(ShapeError, "Dh", "rotary", case.array("x_odd", np.zeros((3, 5))), case.array("positions3", np.arange(3), "int64"))
+    case.expect_error(
+        ShapeError, "Dh", "rotary", case.array("x_odd", np.zeros((3, 5))), case.array("positions3", np.arange(3), "int64")
+    )
     case.expect_error(OutOfRangeError, "positions", "rotary", x, case.array("negative", np.array([0, -1, 2]), "int64"))

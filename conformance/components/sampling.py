@@ -1,4 +1,4 @@
-"""Checks for :mod:`spec.sampling`.
+"""Checks for :mod:`transformer_spec.spec.sampling`.
 
 Because ``u`` is an input, sampling is tested exactly: a grid of ``u`` values
 gives every token a frequency within ``1/grid`` of its probability.
@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.errors import ConfigError, NotFiniteError, ShapeError
-from spec.tolerances import EPSILON
+from transformer_spec.spec.errors import ConfigError, NotFiniteError, ShapeError
+from transformer_spec.spec.tolerances import EPSILON
 
 from .. import reference as ref
 from ..case import Case
@@ -79,7 +79,10 @@ def greedy_is_argmax(case: Case) -> None:
     _, top_k, top_p = _options(case, len(logits))
     token = _sample(case, case.array("logits", logits), u, 0.0, top_k, top_p)
     expected = int(np.argmax(logits))
-    case.require(token == expected, f"temperature 0 gave token {token}, expected the argmax {expected} (lowest index on ties) for logits {logits.tolist()}")
+    case.require(
+        token == expected,
+        f"temperature 0 gave token {token}, expected the argmax {expected} (lowest index on ties) for logits {logits.tolist()}",
+    )
 
 
 @check("sampling.within_top_k")
@@ -93,7 +96,10 @@ def within_top_k(case: Case) -> None:
     for j in range(GRID // 4):
         u = (j + 0.5) / (GRID // 4)
         token = _sample(case, native, u, temperature, k, None)
-        case.require(token in allowed, f"top_k={k} sampled token {token} (u={u}), which is not among the {k} most probable {sorted(allowed)}")
+        case.require(
+            token in allowed,
+            f"top_k={k} sampled token {token} (u={u}), which is not among the {k} most probable {sorted(allowed)}",
+        )
 
 
 @check("sampling.within_top_p")
@@ -106,7 +112,10 @@ def within_top_p(case: Case) -> None:
     for j in range(GRID // 4):
         u = (j + 0.5) / (GRID // 4)
         token = _sample(case, native, u, temperature, top_k, top_p)
-        case.require(token in allowed, f"top_p={top_p} sampled token {token} (u={u}), outside the smallest prefix with mass >= top_p {sorted(allowed)}")
+        case.require(
+            token in allowed,
+            f"top_p={top_p} sampled token {token} (u={u}), outside the smallest prefix with mass >= top_p {sorted(allowed)}",
+        )
 
 
 @check("sampling.top_p_keeps_crossing_token")
@@ -121,7 +130,10 @@ def top_p_keeps_crossing_token(case: Case) -> None:
     u = float(cumulative[crossing] - q[crossing] / 2)  # the middle of its interval in vocabulary order
     case.note("u", u)
     token = _sample(case, case.array("logits", logits), u, temperature, None, top_p)
-    case.require(token == crossing, f"top_p={top_p}: u={u} should select token {crossing}, the token that crosses the threshold, but got {token}")
+    case.require(
+        token == crossing,
+        f"top_p={top_p}: u={u} should select token {crossing}, the token that crosses the threshold, but got {token}",
+    )
 
 
 @check("sampling.frequencies_match")
@@ -132,9 +144,11 @@ def frequencies_match(case: Case) -> None:
     freq = _frequencies(case, logits, temperature, top_k, top_p)
     q = ref.sampling_distribution(logits, temperature, top_k, top_p)
     worst = int(np.argmax(np.abs(freq - q)))
-    case.require(bool(np.all(np.abs(freq - q) <= _slack(case, len(logits)))),
-                 f"token {worst} came out with frequency {freq[worst]:.3f} over a grid of {GRID} u values, expected probability {q[worst]:.3f} "
-                 f"(temperature={temperature}, top_k={top_k}, top_p={top_p})")
+    case.require(
+        bool(np.all(np.abs(freq - q) <= _slack(case, len(logits)))),
+        f"token {worst} came out with frequency {freq[worst]:.3f} over a grid of {GRID} u values, expected probability {q[worst]:.3f} "
+        f"(temperature={temperature}, top_k={top_k}, top_p={top_p})",
+    )
 
 
 @check("sampling.temperature_scales")
@@ -144,9 +158,11 @@ def temperature_scales(case: Case) -> None:
     freq = _frequencies(case, logits, temperature, None, None)
     q = ref.sampling_distribution(logits, temperature, None, None)
     worst = int(np.argmax(np.abs(freq - q)))
-    case.require(bool(np.all(np.abs(freq - q) <= _slack(case, len(logits)))),
-                 f"at temperature {temperature} token {worst} came out with frequency {freq[worst]:.3f}, expected softmax(logits/T) = {q[worst]:.3f} "
-                 f"(softmax(logits) would give {ref.softmax(logits)[worst]:.3f})")
+    case.require(
+        bool(np.all(np.abs(freq - q) <= _slack(case, len(logits)))),
+        f"at temperature {temperature} token {worst} came out with frequency {freq[worst]:.3f}, expected softmax(logits/T) = {q[worst]:.3f} "
+        f"(softmax(logits) would give {ref.softmax(logits)[worst]:.3f})",
+    )
 
 
 @check("sampling.matches_reference")
@@ -164,7 +180,10 @@ def matches_reference(case: Case) -> None:
         case.note("u", u)
     expected = ref.sample(logits, u, temperature, top_k, top_p)
     token = _sample(case, case.array("logits", logits), u, temperature, top_k, top_p)
-    case.require(token == expected, f"sample gave token {token}, the reference gives {expected} (u={u}, temperature={temperature}, top_k={top_k}, top_p={top_p})")
+    case.require(
+        token == expected,
+        f"sample gave token {token}, the reference gives {expected} (u={u}, temperature={temperature}, top_k={top_k}, top_p={top_p})",
+    )
 
 
 @check("sampling.errors", dtypes=ANY)

@@ -1,12 +1,12 @@
-"""Checks for :mod:`spec.softmax`."""
+"""Checks for :mod:`transformer_spec.spec.softmax`."""
 
 from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.errors import DTypeError, ShapeError
-from spec.tolerances import EPSILON
+from transformer_spec.spec.errors import DTypeError, ShapeError
+from transformer_spec.spec.tolerances import EPSILON
 
 from .. import reference as ref
 from .. import strategies as cs
@@ -31,7 +31,10 @@ def sums_to_one(case: Case) -> None:
     p = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
     total = p.sum(axis=axis)
     error = float(np.max(np.abs(total - 1.0)))
-    case.require(error <= _sum_tolerance(case, x.shape[axis]), f"softmax(x, axis={axis}) sums to {total.ravel()[np.argmax(np.abs(total - 1).ravel())]!r} along the axis, expected 1 (error {error:.3g})")
+    case.require(
+        error <= _sum_tolerance(case, x.shape[axis]),
+        f"softmax(x, axis={axis}) sums to {total.ravel()[np.argmax(np.abs(total - 1).ravel())]!r} along the axis, expected 1 (error {error:.3g})",
+    )
 
 
 @check("softmax.non_negative")
@@ -72,9 +75,14 @@ def finite_for_extreme_inputs(case: Case) -> None:
     p = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
     case.require(bool(np.all(np.isfinite(p))), f"softmax of inputs up to {np.abs(x).max():.3g} is not finite: {p.ravel()[:8]}")
     total = p.sum(axis=axis)
-    case.require(bool(np.all(np.abs(total - 1) <= _sum_tolerance(case, x.shape[axis]))), f"softmax of extreme inputs sums to {total.ravel()[:4]}, expected 1")
+    case.require(
+        bool(np.all(np.abs(total - 1) <= _sum_tolerance(case, x.shape[axis]))),
+        f"softmax of extreme inputs sums to {total.ravel()[:4]}, expected 1",
+    )
     lp = case.numpy(case.call("log_softmax", case.array("x", x), axis=axis))
-    case.require(bool(np.all(np.isfinite(lp))), f"log_softmax of inputs up to {np.abs(x).max():.3g} is not finite: {lp.ravel()[:8]}")
+    case.require(
+        bool(np.all(np.isfinite(lp))), f"log_softmax of inputs up to {np.abs(x).max():.3g} is not finite: {lp.ravel()[:8]}"
+    )
 
 
 @check("softmax.matches_reference")

@@ -1,10 +1,10 @@
-"""Checks for :mod:`spec.tokenizer`, run against a tokenizer object instead of a backend.
+"""Checks for :mod:`transformer_spec.spec.tokenizer`, run against a tokenizer object instead of a backend.
 
-``conformance.runner.run_tokenizer(tokenizer, "PATH")`` (or ``tspec conformance
+``transformer_spec.conformance.runner.run_tokenizer(tokenizer, "PATH")`` (or ``tspec conformance
 --tokenizer PATH``) runs them; ``case.backend`` is then the tokenizer, so
 ``case.call("encode", text)`` calls ``tokenizer.encode(text)`` and lands in the repro.
 Only the interface of ``spec/tokenizer.py`` is used, so any tokenizer that follows
-it can be checked, not only ``tspec.tokenizers``. An invariant applies only where
+it can be checked, not only ``transformer_spec.tokenizers``. An invariant applies only where
 the tokenizer declares what it needs (``byte_level``, ``normalize``, ``save`` and
 ``load``, ``train``); otherwise the check is skipped and says why.
 """
@@ -15,12 +15,13 @@ import inspect
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from hypothesis import strategies as st
 
-from spec.errors import ConfigError, DTypeError, OutOfRangeError, SpecError
+from transformer_spec.spec.errors import ConfigError, DTypeError, OutOfRangeError, SpecError
 
 from ..case import Case
 from ..registry import ANY, TOKENIZER, check
@@ -29,19 +30,45 @@ from ..runner import SkipCheck
 # ------------------------------------------------------------------ strategies
 
 # Words, so that a trained BPE's merges are exercised, not only its byte tokens.
-WORDS = tuple((
-    "the a cat sat on mat and it was happy because dogs don't like cats who're there Once upon time king "
-    "queen asked said what is capital of Nigeria Abuja France Paris 1999 42 3.14 café naïve Zürich"
-).split())
+WORDS = tuple(
+    (
+        "the a cat sat on mat and it was happy because dogs don't like cats who're there Once upon time king "
+        "queen asked said what is capital of Nigeria Abuja France Paris 1999 42 3.14 café naïve Zürich"
+    ).split()
+)
 # Where a tokenizer most likely splits a character across tokens or mishandles text:
 # emoji (with skin tone, ZWJ sequences, flags), combining marks, conjuncts, astral
 # letters, CJK and Hangul, control and format characters, GPT-2's contractions, and
 # text that Unicode normalisation would change (decomposed letters, Hangul jamo,
 # the Ångström and Ohm signs), which a byte-level tokenizer must leave alone.
 TRICKY_PIECES = (
-    "😀", "👍🏽", "👨\u200d👩\u200d👧", "🇳🇬", "e\u0301", "a\u0308\u0304", "o\u0302", "\u1100\u1161", "\u212b",
-    "\u2126", "\u0915\u094d\u0937", "𝔘𝔫𝔦", "\u200d", "\ufeff", "\x00", "\r\n", "ß", "İ", "ﬁ", "中文", "한국어",
-    "\u2028", "\xa0", "\t", "  ", "'s", "'ll",
+    "😀",
+    "👍🏽",
+    "👨\u200d👩\u200d👧",
+    "🇳🇬",
+    "e\u0301",
+    "a\u0308\u0304",
+    "o\u0302",
+    "\u1100\u1161",
+    "\u212b",
+    "\u2126",
+    "\u0915\u094d\u0937",
+    "𝔘𝔫𝔦",
+    "\u200d",
+    "\ufeff",
+    "\x00",
+    "\r\n",
+    "ß",
+    "İ",
+    "ﬁ",
+    "中文",
+    "한국어",
+    "\u2028",
+    "\xa0",
+    "\t",
+    "  ",
+    "'s",
+    "'ll",
 )
 WHITESPACE = (" ", "  ", "\n", "\t", " \n ", "\u3000")
 
@@ -50,8 +77,9 @@ def unicode_text(specials: Iterable[str] = (), max_pieces: int = 12) -> st.Searc
     """Yields any Unicode string without lone surrogates (which have no UTF-8 form):
     runs of arbitrary code points (unassigned and private-use included) mixed with
     words, tricky multi-code-point pieces, whitespace and the spellings in ``specials``."""
-    pieces = st.one_of(st.text(max_size=6), st.sampled_from(WORDS), st.sampled_from(TRICKY_PIECES),
-                       st.sampled_from(WHITESPACE + tuple(specials)))
+    pieces = st.one_of(
+        st.text(max_size=6), st.sampled_from(WORDS), st.sampled_from(TRICKY_PIECES), st.sampled_from(WHITESPACE + tuple(specials))
+    )
     return st.lists(pieces, max_size=max_pieces).map("".join)
 
 
@@ -70,8 +98,9 @@ def assigned_text(specials: Iterable[str] = ()) -> st.SearchStrategy[str]:
     other Unicode versions disagree on \\p{L} for code points assigned since, so
     comparisons with another implementation use only assigned ones."""
     assigned = st.text(st.characters(exclude_categories=("Cs", "Cn")), max_size=6)
-    pieces = st.one_of(assigned, st.sampled_from(WORDS), st.sampled_from(TRICKY_PIECES),
-                       st.sampled_from(WHITESPACE + tuple(specials)))
+    pieces = st.one_of(
+        assigned, st.sampled_from(WORDS), st.sampled_from(TRICKY_PIECES), st.sampled_from(WHITESPACE + tuple(specials))
+    )
     return st.lists(pieces, max_size=12).map("".join)
 
 
@@ -85,7 +114,7 @@ def similar_texts(draw: st.DrawFn) -> list[str]:
         texts.append(text)
         if text:
             position = draw(st.integers(0, len(text) - 1))
-            texts.append(text[:position] + draw(st.characters(exclude_categories=("Cs",))) + text[position + 1:])
+            texts.append(text[:position] + draw(st.characters(exclude_categories=("Cs",))) + text[position + 1 :])
         texts.append(text.swapcase())
     return texts
 
@@ -149,8 +178,9 @@ def _first_difference(got: Any, expected: Any) -> str:
     return f"lengths {len(got)} vs {len(expected)}"
 
 
-def _expect_error(case: Case, exception: type[BaseException], must_mention: Iterable[str], target: Any, method: str,
-                  *args: Any, **kwargs: Any) -> None:
+def _expect_error(
+    case: Case, exception: type[BaseException], must_mention: Iterable[str], target: Any, method: str, *args: Any, **kwargs: Any
+) -> None:
     """``target.method(...)`` must raise ``exception`` with a message naming each of ``must_mention``."""
     must_mention = list(must_mention)
     try:
@@ -160,8 +190,10 @@ def _expect_error(case: Case, exception: type[BaseException], must_mention: Iter
         case.require(not missing, f"{method} raised {type(error).__name__} but its message does not name {missing}: {error}")
         return
     except Exception as error:
-        case.fail(f"{method} raised {type(error).__module__}.{type(error).__name__} ({error}); "
-                  f"expected a {exception.__name__} (a spec.errors.SpecError) naming {must_mention}")
+        case.fail(
+            f"{method} raised {type(error).__module__}.{type(error).__name__} ({error}); "
+            f"expected a {exception.__name__} (a transformer_spec.spec.errors.SpecError) naming {must_mention}"
+        )
     case.fail(f"{method} accepted invalid input without an error; expected {exception.__name__} naming {must_mention}")
 
 
@@ -178,8 +210,11 @@ def _training_options(tok: Any) -> dict[str, Any] | None:
         return None  # an instance method: not a trainer that builds a tokenizer from texts
     options: dict[str, Any] = {}
     for index, parameter in enumerate(parameters):
-        if index == 0 or parameter.default is not inspect.Parameter.empty or parameter.kind in (
-                inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+        if (
+            index == 0
+            or parameter.default is not inspect.Parameter.empty
+            or parameter.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        ):
             continue
         if parameter.name == "vocab_size":
             options["vocab_size"] = tok.vocab_size
@@ -210,12 +245,16 @@ def _special_counts(text: str, specials: dict[str, int]) -> dict[int, int]:
 def roundtrip(case: Case) -> None:
     tok = case.backend
     if not _is_byte_level(tok):
-        raise SkipCheck("the tokenizer does not declare byte_level = True; only a byte-level tokenizer promises "
-                        "decode(encode(s)) == s (a word-level one is checked by tokenizer.word_level_roundtrip)")
+        raise SkipCheck(
+            "the tokenizer does not declare byte_level = True; only a byte-level tokenizer promises "
+            "decode(encode(s)) == s (a word-level one is checked by tokenizer.word_level_roundtrip)"
+        )
     text = case.draw(unicode_text(), "text")
     ids = case.call("encode", text)
     back = case.call("decode", ids)
-    case.require(back == text, f"decode(encode(text)) = {back!r}, expected the text itself {text!r} ({_first_difference(back, text)})")
+    case.require(
+        back == text, f"decode(encode(text)) = {back!r}, expected the text itself {text!r} ({_first_difference(back, text)})"
+    )
 
 
 @tokenizer_check("tokenizer.ids_in_range")
@@ -227,10 +266,14 @@ def ids_in_range(case: Case) -> None:
     ids = case.call("encode", text, add_special=add_special, parse_special=parse_special)
     case.require(isinstance(ids, list), f"encode returned a {type(ids).__name__}; expected a list of int ids")
     for position, token_id in enumerate(ids):
-        case.require(isinstance(token_id, int) and not isinstance(token_id, bool),
-                     f"encode returned {token_id!r} ({type(token_id).__name__}) at position {position}; expected an int id")
-        case.require(0 <= token_id < tok.vocab_size,
-                     f"encode returned id {token_id} at position {position}, outside [0, vocab_size = {tok.vocab_size})")
+        case.require(
+            isinstance(token_id, int) and not isinstance(token_id, bool),
+            f"encode returned {token_id!r} ({type(token_id).__name__}) at position {position}; expected an int id",
+        )
+        case.require(
+            0 <= token_id < tok.vocab_size,
+            f"encode returned id {token_id} at position {position}, outside [0, vocab_size = {tok.vocab_size})",
+        )
     try:
         case.call("decode", ids)
     except Exception as error:
@@ -255,8 +298,11 @@ def deterministic(case: Case) -> None:
             cold = case.call_on(type(tok), "load", folder)  # a fresh object: an empty cache
             for text, expected in reversed(list(zip(texts, first))):
                 got = case.call_on(cold, "encode", text)
-                case.require(got == expected, f"a freshly loaded copy encodes {text!r} as {got}, the original as {expected} "
-                                              f"({_first_difference(got, expected)})")
+                case.require(
+                    got == expected,
+                    f"a freshly loaded copy encodes {text!r} as {got}, the original as {expected} "
+                    f"({_first_difference(got, expected)})",
+                )
         if options is None or not callable(getattr(tok, "save", None)):
             return
         corpus = case.note("corpus", [" ".join(WORDS[i:] + WORDS[:i]) for i in range(0, len(WORDS), 7)] + list(texts))
@@ -266,8 +312,10 @@ def deterministic(case: Case) -> None:
             folder = _folder(case, root, name)
             case.call_on(trained, "save", folder)
             written.append({p.name: p.read_bytes() for p in sorted(Path(folder).iterdir()) if p.is_file()})
-        case.require(sorted(written[0]) == sorted(written[1]),
-                     f"training twice on the same corpus wrote different files: {sorted(written[0])} vs {sorted(written[1])}")
+        case.require(
+            sorted(written[0]) == sorted(written[1]),
+            f"training twice on the same corpus wrote different files: {sorted(written[0])} vs {sorted(written[1])}",
+        )
         for name in written[0]:
             case.require(written[0][name] == written[1][name], f"training twice on the same corpus wrote two different {name}")
 
@@ -287,18 +335,26 @@ def no_special_from_text(case: Case) -> None:
     produced = [(position, i) for position, i in enumerate(ordinary) if i in forbidden]
     if produced:
         position, token_id = produced[0]
-        case.fail(f"encode(text) gave the special id {token_id} ({names.get(token_id, 'a special role')!r}) at position {position} "
-                  f"from ordinary text; only parse_special=True or add_special=True may give special ids")
+        case.fail(
+            f"encode(text) gave the special id {token_id} ({names.get(token_id, 'a special role')!r}) at position {position} "
+            f"from ordinary text; only parse_special=True or add_special=True may give special ids"
+        )
     wrapped = case.call("encode", text, add_special=True)
     expected = ([tok.bos_id] if tok.bos_id is not None else []) + ordinary + ([tok.eos_id] if tok.eos_id is not None else [])
-    case.require(wrapped == expected, f"encode(text, add_special=True) = {wrapped}; expected bos_id {tok.bos_id} + encode(text) + "
-                                      f"eos_id {tok.eos_id} = {expected} ({_first_difference(wrapped, expected)})")
+    case.require(
+        wrapped == expected,
+        f"encode(text, add_special=True) = {wrapped}; expected bos_id {tok.bos_id} + encode(text) + "
+        f"eos_id {tok.eos_id} = {expected} ({_first_difference(wrapped, expected)})",
+    )
     parsed = case.call("encode", text, parse_special=True)
     for token_id, count in sorted(_special_counts(text, specials).items()):
         if token_id in forbidden:
             got = parsed.count(token_id)
-            case.require(got == count, f"text spells {names[token_id]!r} {count} time(s), but encode(text, parse_special=True) "
-                                       f"gave its id {token_id} {got} time(s)")
+            case.require(
+                got == count,
+                f"text spells {names[token_id]!r} {count} time(s), but encode(text, parse_special=True) "
+                f"gave its id {token_id} {got} time(s)",
+            )
     stray = [i for i in set(parsed) & forbidden if i not in _special_counts(text, specials)]
     case.require(not stray, f"encode(text, parse_special=True) gave special ids {sorted(stray)} that the text does not spell")
 
@@ -322,8 +378,10 @@ def stream_matches_decode(case: Case) -> None:
         shown += piece
         if not full.startswith(shown):
             broken = " — a broken character: an incomplete UTF-8 tail must be held back" if "\ufffd" in piece else ""
-            case.fail(f"after {what} the stream has shown {shown!r}, which is not how decode(ids) = {full!r} begins; "
-                      f"that piece was {piece!r}{broken}")
+            case.fail(
+                f"after {what} the stream has shown {shown!r}, which is not how decode(ids) = {full!r} begins; "
+                f"that piece was {piece!r}{broken}"
+            )
     case.require(shown == full, f"the stream's pieces concatenate to {shown!r}; decode(ids) = {full!r}")
 
 
@@ -331,8 +389,10 @@ def stream_matches_decode(case: Case) -> None:
 def word_level_roundtrip(case: Case) -> None:
     tok = case.backend
     if not callable(getattr(tok, "normalize", None)):
-        raise SkipCheck("the tokenizer has no normalize(text): not a word-level tokenizer "
-                        "(a byte-level one is checked by tokenizer.roundtrip)")
+        raise SkipCheck(
+            "the tokenizer has no normalize(text): not a word-level tokenizer "
+            "(a byte-level one is checked by tokenizer.roundtrip)"
+        )
     ids = _draw_ids(case, "ids", max_size=16, exclude=set(_specials(tok).values()) | _role_ids(tok))
     text = case.call("decode", ids)
     again = case.call("encode", text)
@@ -374,30 +434,42 @@ def gpt2_compatible(case: Case) -> None:
         case.call("save", folder)
         vocab, merges = Path(folder, "vocab.json"), Path(folder, "merges.txt")
         if not (vocab.is_file() and merges.is_file()):
-            raise SkipCheck(f"save(directory) wrote {sorted(p.name for p in Path(folder).iterdir())}, not GPT-2's vocab.json + merges.txt")
+            raise SkipCheck(
+                f"save(directory) wrote {sorted(p.name for p in Path(folder).iterdir())}, not GPT-2's vocab.json + merges.txt"
+            )
         plain = oracle_library.ByteLevelBPETokenizer(str(vocab), str(merges))
         with_specials = oracle_library.ByteLevelBPETokenizer(str(vocab), str(merges))
         with_specials.add_special_tokens(list(specials))
         text = case.draw(assigned_text(specials), "text")
         got, expected = case.call("encode", text), plain.encode(text).ids
-        case.require(got == expected, f"encode(text) = {got}; GPT-2's algorithm (the tokenizers library) on the same files gives "
-                                      f"{expected} ({_first_difference(got, expected)})")
+        case.require(
+            got == expected,
+            f"encode(text) = {got}; GPT-2's algorithm (the tokenizers library) on the same files gives "
+            f"{expected} ({_first_difference(got, expected)})",
+        )
         got, expected = case.call("encode", text, parse_special=True), with_specials.encode(text).ids
-        case.require(got == expected, f"encode(text, parse_special=True) = {got}; the tokenizers library with the special tokens "
-                                      f"added gives {expected} ({_first_difference(got, expected)})")
+        case.require(
+            got == expected,
+            f"encode(text, parse_special=True) = {got}; the tokenizers library with the special tokens "
+            f"added gives {expected} ({_first_difference(got, expected)})",
+        )
         if not callable(getattr(type(tok), "load", None)):
             return
         # The other direction: files written by the library's trainer, read by the tokenizer's class.
         corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(0, len(WORDS), 5)] + [text]
         trainer = oracle_library.ByteLevelBPETokenizer()
-        trainer.train_from_iterator(corpus, vocab_size=len(specials) + 256 + 64, min_frequency=2,
-                                    special_tokens=list(specials), show_progress=False)
+        trainer.train_from_iterator(
+            corpus, vocab_size=len(specials) + 256 + 64, min_frequency=2, special_tokens=list(specials), show_progress=False
+        )
         trained_folder = _folder(case, root, "oracle_trained")
         trainer.save_model(trained_folder)
         ours = case.call_on(type(tok), "load", trained_folder)
         got, expected = case.call_on(ours, "encode", text, parse_special=True), trainer.encode(text).ids
-        case.require(got == expected, f"on files the tokenizers library trained, load(...).encode(text, parse_special=True) = {got}; "
-                                      f"the library gives {expected} ({_first_difference(got, expected)})")
+        case.require(
+            got == expected,
+            f"on files the tokenizers library trained, load(...).encode(text, parse_special=True) = {got}; "
+            f"the library gives {expected} ({_first_difference(got, expected)})",
+        )
 
 
 @tokenizer_check("tokenizer.save_load", examples_factor=0.5)
@@ -416,8 +488,11 @@ def save_load(case: Case) -> None:
     text = case.draw(unicode_text(_specials(tok)), "text")
     for options in ({}, {"parse_special": True}):
         got, expected = case.call_on(loaded, "encode", text, **options), case.call("encode", text, **options)
-        case.require(got == expected, f"the loaded copy's encode(text{', parse_special=True' if options else ''}) = {got}; "
-                                      f"the original's = {expected} ({_first_difference(got, expected)})")
+        case.require(
+            got == expected,
+            f"the loaded copy's encode(text{', parse_special=True' if options else ''}) = {got}; "
+            f"the original's = {expected} ({_first_difference(got, expected)})",
+        )
     ids = _draw_ids(case, "ids")
     got, expected = case.call_on(loaded, "decode", ids), case.call("decode", ids)
     case.require(got == expected, f"the loaded copy decodes ids to {got!r}; the original to {expected!r}")
@@ -436,13 +511,13 @@ BAD_MERGE = "Ġ t h"  # three tokens where a merge has two
 def errors(case: Case) -> None:
     tok = case.backend
     ids = _draw_ids(case, "ids", max_size=8)
-    bad_id = case.draw(st.one_of(st.integers(-10**6, -1), st.integers(tok.vocab_size, tok.vocab_size + 10**6)), "bad_id")
+    bad_id = case.draw(st.one_of(st.integers(-(10**6), -1), st.integers(tok.vocab_size, tok.vocab_size + 10**6)), "bad_id")
     position = case.draw(st.integers(0, len(ids)), "position")
     with_bad = case.note("with_bad", ids[:position] + [bad_id] + ids[position:])
     _expect_error(case, OutOfRangeError, [str(bad_id)], tok, "decode", with_bad)
     decoder = case.call("stream_decoder")
     _expect_error(case, OutOfRangeError, [str(bad_id)], decoder, "push", bad_id)
-    _expect_error(case, DTypeError, ["text"], tok, "encode", case.note("raw_bytes", "hello".encode()))
+    _expect_error(case, DTypeError, ["text"], tok, "encode", case.note("raw_bytes", b"hello"))
     _expect_error(case, DTypeError, ["ids"], tok, "decode", ids + [float(tok.vocab_size - 1)])
     _expect_error(case, DTypeError, ["ids"], tok, "decode", [True])
     if _is_byte_level(tok):  # only a byte-level tokenizer must encode every str, so only it must reject one with no UTF-8 form

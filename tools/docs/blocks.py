@@ -60,7 +60,10 @@ def exempt(src_uri: str) -> bool:
     """Whether a page's blocks are someone else's to check (see VERIFIED_ELSEWHERE and WRITTEN_BY_SCRIPTS)."""
     return src_uri in VERIFIED_ELSEWHERE or src_uri.startswith(WRITTEN_BY_SCRIPTS)
 
-FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,})(?P<info>[^`\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$", re.M | re.S)
+
+FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)(?P<fence>`{3,})(?P<info>[^`\n]*)\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$", re.M | re.S
+)
 KINDS = ("python", "console", "mermaid", "text")
 
 
@@ -109,7 +112,9 @@ def find_blocks(text: str, path: str) -> list[Block]:
         language, options = parse_info(match.group("info"))
         line = text.count("\n", 0, match.start()) + 1
         indent = match.group("indent")
-        body = "".join(l[len(indent):] if l.startswith(indent) else l.lstrip(" \t") for l in match.group("body").splitlines(keepends=True))
+        body = "".join(
+            l[len(indent) :] if l.startswith(indent) else l.lstrip(" \t") for l in match.group("body").splitlines(keepends=True)
+        )
         block = Block(path, line, language, options, body, match.start(), match.end())
         check(block)
         blocks.append(block)
@@ -117,7 +122,12 @@ def find_blocks(text: str, path: str) -> list[Block]:
 
 
 def check(block: Block) -> None:
-    allowed = {"python": {"exec", "file", "requires"}, "console": {"exec", "returncode", "requires"}, "mermaid": set(), "text": {"file"}}
+    allowed = {
+        "python": {"exec", "file", "requires"},
+        "console": {"exec", "returncode", "requires"},
+        "mermaid": set(),
+        "text": {"file"},
+    }
     if block.language not in allowed:
         raise BlockError(
             f"{block.where}: a ```{block.language or '(no language)'} block; the docs allow only {', '.join(KINDS)} blocks, "
@@ -125,15 +135,19 @@ def check(block: Block) -> None:
         )
     unknown = set(block.options) - allowed[block.language]
     if unknown:
-        raise BlockError(f"{block.where}: unknown option(s) {', '.join(sorted(unknown))} on a ```{block.language} block; "
-                         f"expected {', '.join(sorted(allowed[block.language])) or 'none'}")
+        raise BlockError(
+            f"{block.where}: unknown option(s) {', '.join(sorted(unknown))} on a ```{block.language} block; "
+            f"expected {', '.join(sorted(allowed[block.language])) or 'none'}"
+        )
     if block.language == "console" and not block.executes_at_build:
         raise BlockError(f"{block.where}: a ```console block must say `exec` (it is run at build time)")
     if block.language == "text" and not block.file:
         raise BlockError(f"{block.where}: a ```text block must be a file the page's commands read (file=NAME)")
     if block.language == "python" and block.file and block.executes_at_build:
         raise BlockError(f"{block.where}: a ```python block is either a file (file=...) or run (exec), not both")
-    if block.file is not None and (not block.file or "/" in block.file or (block.language == "python" and not block.file.endswith(".py"))):
+    if block.file is not None and (
+        not block.file or "/" in block.file or (block.language == "python" and not block.file.endswith(".py"))
+    ):
         raise BlockError(f"{block.where}: file={block.file!r}, expected a plain file name (ending in .py for python)")
 
 
@@ -191,15 +205,24 @@ def commands(block: Block) -> list[str]:
     lines = [line for line in block.body.splitlines() if line.strip()]
     bad = [line for line in lines if not line.startswith("$ ")]
     if bad or not lines:
-        raise BlockError(f"{block.where}: every line of a ```console exec block must be a command starting with '$ '; got {bad[:1] or 'nothing'}")
+        raise BlockError(
+            f"{block.where}: every line of a ```console exec block must be a command starting with '$ '; got {bad[:1] or 'nothing'}"
+        )
     return [line[2:] for line in lines]
 
 
 def run_command(command: str, workspace: Path, timeout: float = 300) -> tuple[int, str]:
     """Run one shell command; return its exit status and its stdout and stderr, interleaved as a terminal shows them."""
     try:
-        done = subprocess.run(["bash", "-c", command], cwd=workspace, env=environment(workspace), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=workspace,
+            env=environment(workspace),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         raise BlockError(f"command {command!r} did not finish in {timeout:.0f} s") from None
     return done.returncode, done.stdout

@@ -23,8 +23,15 @@ from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",  # the site must work offline: nothing else resolves
     "--remote-debugging-pipe",
 )
@@ -43,7 +50,7 @@ class Chromium:
     _next_id: int = 0
     _buffer: bytes = b""
 
-    def __enter__(self) -> "Chromium":
+    def __enter__(self) -> Chromium:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
@@ -51,9 +58,14 @@ class Chromium:
             os.dup2(to_browser_r, 3)
             os.dup2(from_browser_w, 4)
 
-        self.process = subprocess.Popen([CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        preexec_fn=wire_pipes, close_fds=False)
+        self.process = subprocess.Popen(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=wire_pipes,
+            close_fds=False,
+        )
         os.close(to_browser_r)
         os.close(from_browser_w)
         return self
@@ -107,7 +119,7 @@ class Chromium:
             self.events.append(message)
 
     # ------------------------------------------------------------------ pages
-    def open(self, url: str, width: int = 1280, height: int = 900) -> "Page":
+    def open(self, url: str, width: int = 1280, height: int = 900) -> Page:
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
         session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         page = Page(self, session)
@@ -143,14 +155,23 @@ class Page:
         return self.browser.send("DOM.getDocument", self.session, depth=-1, pierce=True)["root"]
 
     def requested_urls(self) -> list[str]:
-        return [e["params"]["request"]["url"] for e in self.browser.events
-                if e.get("method") == "Network.requestWillBeSent" and e.get("sessionId") == self.session]
+        return [
+            e["params"]["request"]["url"]
+            for e in self.browser.events
+            if e.get("method") == "Network.requestWillBeSent" and e.get("sessionId") == self.session
+        ]
 
     def failed_requests(self) -> list[str]:
-        urls = {e["params"]["requestId"]: e["params"]["request"]["url"] for e in self.browser.events
-                if e.get("method") == "Network.requestWillBeSent" and e.get("sessionId") == self.session}
-        return [f"{urls.get(e['params']['requestId'], '?')}: {e['params'].get('errorText')}" for e in self.browser.events
-                if e.get("method") == "Network.loadingFailed" and e.get("sessionId") == self.session]
+        urls = {
+            e["params"]["requestId"]: e["params"]["request"]["url"]
+            for e in self.browser.events
+            if e.get("method") == "Network.requestWillBeSent" and e.get("sessionId") == self.session
+        }
+        return [
+            f"{urls.get(e['params']['requestId'], '?')}: {e['params'].get('errorText')}"
+            for e in self.browser.events
+            if e.get("method") == "Network.loadingFailed" and e.get("sessionId") == self.session
+        ]
 
     def screenshot(self, path: Path) -> None:
         data = self.browser.send("Page.captureScreenshot", self.session, format="png", captureBeyondViewport=True)["data"]

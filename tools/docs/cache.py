@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from .paths import ROOT, cache_dir
 

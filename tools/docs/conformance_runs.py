@@ -1,7 +1,7 @@
 """Real conformance runs for the backend × invariant matrix on the Conformance page.
 
 Each installed built-in backend is checked with the suite's runner
-(:func:`conformance.runner.run`, what ``python -m conformance`` calls), dev
+(:func:`transformer_spec.conformance.runner.run`, what ``python -m transformer_spec.conformance`` calls), dev
 profile, float32, a fixed seed, in a subprocess per backend started when the
 build starts; the page waits for them. JAX compiles a kernel for every new
 shape, which makes its run by far the longest one, and compiling is
@@ -32,13 +32,13 @@ SEED = 0
 TIMEOUT_S = 900
 
 # One shard: run the given components (all when none are given) and write the report as JSON.
-SHARD_SCRIPT = """
+SHARD_SCRIPT = f"""
 import sys
-from conformance.runner import run
+from transformer_spec.conformance.runner import run
 backend, out, components = sys.argv[1], sys.argv[2], tuple(sys.argv[3:]) or None
-report = run(backend, dtypes=({dtype!r},), profile={profile!r}, seed={seed!r}, components=components)
+report = run(backend, dtypes=({DTYPE!r},), profile={PROFILE!r}, seed={SEED!r}, components=components)
 open(out, "w").write(report.to_json())
-""".format(dtype=DTYPE, profile=PROFILE, seed=SEED)
+"""
 
 
 @dataclass
@@ -53,7 +53,7 @@ _runs: dict[str, Run] = {}
 
 
 def installed_backends() -> list[str]:
-    from backends import available_backends
+    from transformer_spec.backends import available_backends
 
     available = set(available_backends())
     return [name for name in BACKENDS if name in available]
@@ -63,10 +63,13 @@ def _component_shards(count: int) -> list[list[str]]:
     """The components the backend checks, dealt round-robin (in pipeline order) into ``count`` shards."""
     if count == 1:
         return [[]]  # no selection: every component
-    from conformance.registry import load_all_checks
+    from transformer_spec.conformance.registry import load_all_checks
 
-    components = list(dict.fromkeys(check.component for check in load_all_checks().values()
-                                    if getattr(check, "subject", "backend") == "backend"))
+    components = list(
+        dict.fromkeys(
+            check.component for check in load_all_checks().values() if getattr(check, "subject", "backend") == "backend"
+        )
+    )
     return [components[i::count] for i in range(count)]
 
 
@@ -86,8 +89,13 @@ def start() -> None:
             shard = report_path.with_suffix(f".shard{index}.json")
             log = shard.with_suffix(".log")
             with open(log, "w") as out:
-                process = subprocess.Popen([sys.executable, "-c", SHARD_SCRIPT, name, str(shard), *components],
-                                           cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                process = subprocess.Popen(
+                    [sys.executable, "-c", SHARD_SCRIPT, name, str(shard), *components],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
             run.processes.append((process, shard, log))
 
 

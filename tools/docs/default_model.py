@@ -1,6 +1,6 @@
 """The shipped default model, for the figures that show a trained model — when it exists.
 
-``tspec.api.load_model`` and ``tspec/assets/default_model/`` are written by the
+``transformer_spec.api.load_model`` and ``transformer_spec/assets/default_model/`` are written by the
 application layer. Until both exist, :func:`load` returns ``None`` and the pages
 say that the figure appears once the model ships; once they do, the figures use
 it. If the model loads but does not expose what the figures need, the build
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from spec.config import ModelConfig
+from transformer_spec.spec.config import ModelConfig
 
 from .paths import ROOT
 
@@ -41,7 +41,7 @@ def _first(obj: Any, names: tuple[str, ...], what: str) -> Any:
                 return obj[name]
     public = sorted(n for n in dir(obj) if not n.startswith("_"))
     raise RuntimeError(
-        f"tspec.api.load_model(backend='numpy') returned a {type(obj).__name__} without {what} "
+        f"transformer_spec.api.load_model(backend='numpy') returned a {type(obj).__name__} without {what} "
         f"(looked for {', '.join(names)}; it has {', '.join(public) or 'nothing public'}). "
         "The docs' attention-map and embedding figures need the model's config (ModelConfig), parameters "
         "(dict of arrays) and tokenizer: expose them, or update tools/docs/default_model.py."
@@ -53,7 +53,7 @@ def load() -> DefaultModel | None:
     if not ASSETS.exists():
         return None
     try:
-        api = importlib.import_module("tspec.api")
+        api = importlib.import_module("transformer_spec.api")
     except ModuleNotFoundError:
         return None
     if not hasattr(api, "load_model"):
@@ -63,5 +63,7 @@ def load() -> DefaultModel | None:
     params = _first(model, ("params", "parameters", "weights"), "its parameters")
     tokenizer = _first(model, ("tokenizer",), "a tokenizer")
     if not isinstance(config, ModelConfig):
-        raise RuntimeError(f"tspec.api.load_model(...).config is a {type(config).__name__}, expected spec.config.ModelConfig")
+        raise RuntimeError(
+            f"transformer_spec.api.load_model(...).config is a {type(config).__name__}, expected transformer_spec.spec.config.ModelConfig"
+        )
     return DefaultModel(config, {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}, tokenizer)

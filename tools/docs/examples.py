@@ -29,7 +29,7 @@ SAMPLING_GRID = 1000  # values of u on an even grid of [0, 1): each kept word he
 
 
 def numpy_backend():
-    from backends import load_backend
+    from transformer_spec.backends import load_backend
 
     return load_backend("numpy")
 
@@ -40,8 +40,10 @@ def softmax_table() -> list[dict]:
     scores = np.asarray(SOFTMAX_SCORES, dtype=np.float64)
     probabilities = backend.to_numpy(backend.softmax(backend.asarray(scores, "float64")))
     exps = np.exp(scores)
-    return [dict(word=w, score=s, exp=e, total=float(exps.sum()), p=p)
-            for w, s, e, p in zip(SOFTMAX_WORDS, scores, exps, probabilities)]
+    return [
+        dict(word=w, score=s, exp=e, total=float(exps.sum()), p=p)
+        for w, s, e, p in zip(SOFTMAX_WORDS, scores, exps, probabilities)
+    ]
 
 
 def softmax_at(temperature: float) -> np.ndarray:
@@ -52,14 +54,14 @@ def softmax_at(temperature: float) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def corpus():
-    from tspec.data import generate_corpus
+    from transformer_spec.data import generate_corpus
 
     return generate_corpus(**NGRAM_TRAINING), generate_corpus(**NGRAM_HELD_OUT)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def ngram_model(n: int):
-    from tspec.baselines import NGramModel
+    from transformer_spec.baselines import NGramModel
 
     training, _ = corpus()
     return NGramModel(n).train(training)
@@ -72,7 +74,7 @@ def sampling_distribution() -> tuple[list[str], np.ndarray]:
     return list(model.vocabulary), np.asarray(model.next_word_distribution(SAMPLING_CONTEXT), dtype=np.float64)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tokens_ever_sampled(top_k: int | None = None, top_p: float | None = None) -> dict[int, float]:
     """Run the reference ``sample`` on the sampling distribution for an even grid of u: each token it returns, with its frequency."""
     backend = numpy_backend()
@@ -102,14 +104,37 @@ WORD_VECTOR_WINDOW = 3  # words on each side that count as "near"
 WORD_VECTOR_MIN_COUNT = 5  # rarer words get no vector
 WORD_VECTOR_DIM = 50
 NEIGHBOUR_QUERIES = ("apple", "king", "cat", "happy", "castle", "nigeria")
-PCA_WORDS = ("apple", "orange", "pear", "mango", "lemon", "king", "queen", "prince", "princess", "castle", "palace",
-             "cat", "dog", "bear", "duck", "owl", "happy", "sad", "glad", "angry", "kite", "ball", "bike")
+PCA_WORDS = (
+    "apple",
+    "orange",
+    "pear",
+    "mango",
+    "lemon",
+    "king",
+    "queen",
+    "prince",
+    "princess",
+    "castle",
+    "palace",
+    "cat",
+    "dog",
+    "bear",
+    "duck",
+    "owl",
+    "happy",
+    "sad",
+    "glad",
+    "angry",
+    "kite",
+    "ball",
+    "bike",
+)
 
 
 @functools.lru_cache(maxsize=1)
 def word_vectors() -> tuple[list[str], np.ndarray]:
     """(vocabulary, unit-length vectors) from PPMI + SVD on the training corpus's co-occurrence counts."""
-    from tspec.baselines import split_words
+    from transformer_spec.baselines import split_words
 
     training, _ = corpus()
     documents = [[w for w in split_words(text) if w[0].isalnum()] for text in training]
@@ -193,7 +218,9 @@ def apple_in_context(context: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, 
     return x[-1], weights[-1], out[-1]
 
 
-DEFAULT_MODEL_SENTENCE = "What is the capital of Nigeria? The capital of Nigeria is Abuja."  # every word one token of the default model
+DEFAULT_MODEL_SENTENCE = (
+    "What is the capital of Nigeria? The capital of Nigeria is Abuja."  # every word one token of the default model
+)
 
 
 # GPT-2 small (Radford et al. 2019): the configuration, as a ModelConfig.
@@ -202,8 +229,8 @@ GPT2_SMALL = dict(vocab_size=50257, context_length=1024, d_model=768, n_heads=12
 
 def gpt2_parameter_groups() -> dict[str, int]:
     """GPT-2 small's parameter count by group, from the spec's parameter layout."""
-    from spec.config import ModelConfig
-    from spec.model import parameter_shapes
+    from transformer_spec.spec.config import ModelConfig
+    from transformer_spec.spec.model import parameter_shapes
 
     groups = {"token embeddings (wte)": 0, "position embeddings (wpe)": 0, "attention": 0, "feed-forward": 0, "norms": 0}
     for name, shape in parameter_shapes(ModelConfig(**GPT2_SMALL)).items():
@@ -229,8 +256,8 @@ PERCEPTRON_EXAMPLES = ("What a delicious mango!", "The day at the beach was gloo
 
 @functools.lru_cache(maxsize=1)
 def perceptron() -> dict:
-    from tspec.baselines import Perceptron
-    from tspec.data import generate_sentiment_examples
+    from transformer_spec.baselines import Perceptron
+    from transformer_spec.data import generate_sentiment_examples
 
     training = generate_sentiment_examples(**PERCEPTRON_TRAINING)
     held_out = generate_sentiment_examples(**PERCEPTRON_HELD_OUT)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -34,6 +34,7 @@ def figure(name: str, alt: str, missing: str = ""):
     def register(draw):
         FIGURES[name] = Figure(name, draw, alt, missing)
         return draw
+
     return register
 
 
@@ -43,8 +44,9 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"figure.dpi": 110, "font.size": 10, "axes.spines.top": False, "axes.spines.right": False,
-                         "figure.max_open_warning": 0})
+    plt.rcParams.update(
+        {"figure.dpi": 110, "font.size": 10, "axes.spines.top": False, "axes.spines.right": False, "figure.max_open_warning": 0}
+    )
     return plt
 
 
@@ -61,8 +63,11 @@ def render_png(name: str) -> bytes | None:
 # ---------------------------------------------------------------------------- softmax
 
 
-@figure("softmax_temperatures", "Bar charts of the softmax of the same four scores at temperatures 0.5, 1 and 2: "
-        "low temperature concentrates the probability on the top word, high temperature spreads it out.")
+@figure(
+    "softmax_temperatures",
+    "Bar charts of the softmax of the same four scores at temperatures 0.5, 1 and 2: "
+    "low temperature concentrates the probability on the top word, high temperature spreads it out.",
+)
 def softmax_temperatures():
     plt = _plt()
     temps = ex.SOFTMAX_TEMPERATURES
@@ -81,8 +86,11 @@ def softmax_temperatures():
 # ---------------------------------------------------------------------------- positions
 
 
-@figure("positional_heatmap", "Heat map of the sinusoidal position table for 64 positions and 64 dimensions: "
-        "the left columns oscillate quickly down the positions, the right columns barely change.")
+@figure(
+    "positional_heatmap",
+    "Heat map of the sinusoidal position table for 64 positions and 64 dimensions: "
+    "the left columns oscillate quickly down the positions, the right columns barely change.",
+)
 def positional_heatmap():
     plt = _plt()
     backend = ex.numpy_backend()
@@ -95,8 +103,11 @@ def positional_heatmap():
     return fig
 
 
-@figure("positional_arrows", "A grid of arrows: each row is one (sin, cos) pair of the position table, each column a "
-        "position. The arrows of the first pair spin quickly; each later pair turns more slowly.")
+@figure(
+    "positional_arrows",
+    "A grid of arrows: each row is one (sin, cos) pair of the position table, each column a "
+    "position. The arrows of the first pair spin quickly; each later pair turns more slowly.",
+)
 def positional_arrows():
     plt = _plt()
     backend = ex.numpy_backend()
@@ -109,8 +120,17 @@ def positional_arrows():
         for p in range(positions):
             ax.add_patch(plt.Circle((p, -row), radius, fill=False, color="#dddddd", lw=0.8))
         # the pair (sin, cos) is the point (cos θ, sin θ) of a unit arrow at angle θ = p / base^(2i/d)
-        ax.quiver(np.arange(positions), np.full(positions, -row), cos, sin, angles="xy", scale_units="xy",
-                  scale=1 / radius, width=0.005, color="#3f51b5")
+        ax.quiver(
+            np.arange(positions),
+            np.full(positions, -row),
+            cos,
+            sin,
+            angles="xy",
+            scale_units="xy",
+            scale=1 / radius,
+            width=0.005,
+            color="#3f51b5",
+        )
     ax.set_yticks([-row for row in range(len(pairs))], [f"pair {i}" for i in pairs])
     ax.set_xticks(range(positions))
     ax.set_xlabel("position p")
@@ -123,8 +143,11 @@ def positional_arrows():
 # ---------------------------------------------------------------------------- attention
 
 
-@figure("attention_toy", "Two causal attention maps of the toy sentence 'the bear ate the honey because it was ...'. "
-        "Ending in 'hungry', the last row puts almost all its weight on 'bear'; ending in 'delicious', on 'honey'.")
+@figure(
+    "attention_toy",
+    "Two causal attention maps of the toy sentence 'the bear ate the honey because it was ...'. "
+    "Ending in 'hungry', the last row puts almost all its weight on 'bear'; ending in 'delicious', on 'honey'.",
+)
 def attention_toy():
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
@@ -143,9 +166,12 @@ def attention_toy():
     return fig
 
 
-@figure("attention_default_model", "The attention weights of every head of the default model's first block on a "
-        "real sentence.", missing="This figure is drawn from the shipped default model "
-        "(`tspec.api.load_model` and `tspec/assets/default_model/`), which does not exist in this build yet.")
+@figure(
+    "attention_default_model",
+    "The attention weights of every head of the default model's first block on a real sentence.",
+    missing="This figure is drawn from the shipped default model "
+    "(`transformer_spec.api.load_model` and `transformer_spec/assets/default_model/`), which does not exist in this build yet.",
+)
 def attention_default_model():
     model = load_default_model()
     if model is None:
@@ -198,8 +224,11 @@ def default_model_attention(model, text: str, layer: int) -> tuple[list[str], np
     return words, backend.to_numpy(weights)[0]
 
 
-@figure("apple_context", "Two panels of a 2-D toy embedding space (fruit-ness, gadget-ness). Among 'orange' and "
-        "'banana', the attention output for 'apple' lands on the fruit side; among 'phone' and 'laptop', on the gadget side.")
+@figure(
+    "apple_context",
+    "Two panels of a 2-D toy embedding space (fruit-ness, gadget-ness). Among 'orange' and "
+    "'banana', the attention output for 'apple' lands on the fruit side; among 'phone' and 'laptop', on the gadget side.",
+)
 def apple_context():
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.8), sharex=True, sharey=True)
@@ -221,8 +250,11 @@ def apple_context():
     return fig
 
 
-@figure("causal_cache", "Attention weights of 3 new queries over 8 keys with causal=True: a staircase aligned to the "
-        "bottom right, so the last query sees every key and the first new query sees keys 0 to 5.")
+@figure(
+    "causal_cache",
+    "Attention weights of 3 new queries over 8 keys with causal=True: a staircase aligned to the "
+    "bottom right, so the last query sees every key and the first new query sees keys 0 to 5.",
+)
 def causal_cache():
     plt = _plt()
     backend = ex.numpy_backend()
@@ -244,16 +276,21 @@ def causal_cache():
 # ---------------------------------------------------------------------------- feed-forward, norms, loss
 
 
-@figure("activations", "ReLU, exact GELU, tanh GELU and SiLU from -4 to 4: all near zero for negative inputs and "
-        "close to the identity for large positive ones; GELU's two forms are indistinguishable at this scale.")
+@figure(
+    "activations",
+    "ReLU, exact GELU, tanh GELU and SiLU from -4 to 4: all near zero for negative inputs and "
+    "close to the identity for large positive ones; GELU's two forms are indistinguishable at this scale.",
+)
 def activations():
     plt = _plt()
     backend = ex.numpy_backend()
     x = np.linspace(-4, 4, 401)
     xs = backend.asarray(x, "float64")
     curves = {
-        "ReLU": backend.relu(xs), "GELU (exact, erf)": backend.gelu(xs, approximate=False),
-        "GELU (tanh, GPT-2)": backend.gelu(xs, approximate=True), "SiLU": backend.silu(xs),
+        "ReLU": backend.relu(xs),
+        "GELU (exact, erf)": backend.gelu(xs, approximate=False),
+        "GELU (tanh, GPT-2)": backend.gelu(xs, approximate=True),
+        "SiLU": backend.silu(xs),
     }
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for (label, y), style in zip(curves.items(), ("-", "-", "--", ":")):
@@ -278,8 +315,11 @@ def layer_norm():
     return fig
 
 
-@figure("loss_curve", "The loss -log p of the true next token against the probability p the model gave it: zero at "
-        "p = 1, log V for a uniform guess, growing without bound as p goes to 0.")
+@figure(
+    "loss_curve",
+    "The loss -log p of the true next token against the probability p the model gave it: zero at "
+    "p = 1, log V for a uniform guess, growing without bound as p goes to 0.",
+)
 def loss_curve():
     plt = _plt()
     V = 512
@@ -294,8 +334,11 @@ def loss_curve():
     return fig
 
 
-@figure("gpt2_parameters", "A bar chart of where GPT-2 small's parameters live: token embeddings, position "
-        "embeddings, attention, feed-forward and norms.")
+@figure(
+    "gpt2_parameters",
+    "A bar chart of where GPT-2 small's parameters live: token embeddings, position "
+    "embeddings, attention, feed-forward and norms.",
+)
 def gpt2_parameters():
     plt = _plt()
     groups = ex.gpt2_parameter_groups()
@@ -310,16 +353,21 @@ def gpt2_parameters():
 # ---------------------------------------------------------------------------- sampling
 
 
-@figure("sampling_cut", "Two bar charts of the 3-gram model's 20 most probable next words after 'the cat ate the'. "
-        "Coloured bars are the words sample() ever returned over a fine grid of u: the top 5 with top_k=5, and the "
-        "smallest prefix reaching half the mass with top_p=0.5.")
+@figure(
+    "sampling_cut",
+    "Two bar charts of the 3-gram model's 20 most probable next words after 'the cat ate the'. "
+    "Coloured bars are the words sample() ever returned over a fine grid of u: the top 5 with top_k=5, and the "
+    "smallest prefix reaching half the mass with top_p=0.5.",
+)
 def sampling_cut():
     plt = _plt()
     vocabulary, p = ex.sampling_distribution()
     order = np.argsort(-p, kind="stable")[:20]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
-    for ax, options, title in ((axes[0], {"top_k": ex.SAMPLING_TOP_K}, f"top_k = {ex.SAMPLING_TOP_K}"),
-                               (axes[1], {"top_p": ex.SAMPLING_TOP_P}, f"top_p = {ex.SAMPLING_TOP_P}")):
+    for ax, options, title in (
+        (axes[0], {"top_k": ex.SAMPLING_TOP_K}, f"top_k = {ex.SAMPLING_TOP_K}"),
+        (axes[1], {"top_p": ex.SAMPLING_TOP_P}, f"top_p = {ex.SAMPLING_TOP_P}"),
+    ):
         kept = ex.tokens_ever_sampled(**options)
         colours = ["#3f51b5" if i in kept else "#cccccc" for i in order]
         ax.bar([vocabulary[i] for i in order], p[order], color=colours)
@@ -333,8 +381,11 @@ def sampling_cut():
 # ---------------------------------------------------------------------------- before transformers
 
 
-@figure("word_vectors_pca", "A scatter plot of word vectors learned from co-occurrence counts, projected to 2-D: "
-        "fruits, royals and castles, animals, feelings and toys form separate clusters.")
+@figure(
+    "word_vectors_pca",
+    "A scatter plot of word vectors learned from co-occurrence counts, projected to 2-D: "
+    "fruits, royals and castles, animals, feelings and toys form separate clusters.",
+)
 def word_vectors_pca():
     plt = _plt()
     vocabulary, vectors = ex.word_vectors()
@@ -364,9 +415,12 @@ def _label_clusters(ax, words, points, radius: float = 0.1) -> None:
         ax.annotate(", ".join(words[i] for i in group), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
 
 
-@figure("default_model_embeddings_pca", "A scatter plot of rows of the default model's token-embedding table, "
-        "projected to 2-D.", missing="This figure is drawn from the shipped default model's embedding table "
-        "(`tspec.api.load_model`), which does not exist in this build yet.")
+@figure(
+    "default_model_embeddings_pca",
+    "A scatter plot of rows of the default model's token-embedding table, projected to 2-D.",
+    missing="This figure is drawn from the shipped default model's embedding table "
+    "(`transformer_spec.api.load_model`), which does not exist in this build yet.",
+)
 def default_model_embeddings_pca():
     model = load_default_model()
     if model is None:
@@ -379,8 +433,10 @@ def default_model_embeddings_pca():
         if len(ids) == 1:  # a word that is one token has one row to show
             labelled.append((word, ids[0]))
     if len(labelled) < 3:
-        raise RuntimeError("the default model's tokenizer splits almost every PCA word into several tokens; "
-                           "choose other words in tools/docs/examples.py PCA_WORDS")
+        raise RuntimeError(
+            "the default model's tokenizer splits almost every PCA word into several tokens; "
+            "choose other words in tools/docs/examples.py PCA_WORDS"
+        )
     points = ex.pca_2d(table[[i for _, i in labelled]])
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     ax.scatter(points[:, 0], points[:, 1], color="#3f51b5")
@@ -390,8 +446,11 @@ def default_model_embeddings_pca():
     return fig
 
 
-@figure("perceptron_scores", "Horizontal bars of the perceptron's learned word scores: words of happy sentences "
-        "score positive, words of sad sentences negative, neutral words near zero.")
+@figure(
+    "perceptron_scores",
+    "Horizontal bars of the perceptron's learned word scores: words of happy sentences "
+    "score positive, words of sad sentences negative, neutral words near zero.",
+)
 def perceptron_scores():
     plt = _plt()
     result = ex.perceptron()

@@ -11,9 +11,9 @@ import importlib
 import inspect
 import json
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -83,7 +83,7 @@ def interface(ctx: Context, name: str, optional: str = "") -> str:
 
 @generator
 def invariants(ctx: Context, name: str, optional: str = "") -> str:
-    from conformance.registry import load_all_checks
+    from transformer_spec.conformance.registry import load_all_checks
 
     if _component_missing(name, optional):
         return _not_yet(f"spec/{name}.py")
@@ -92,16 +92,23 @@ def invariants(ctx: Context, name: str, optional: str = "") -> str:
     checks = load_all_checks()
     checked = [inv.id for inv in comp.invariants if inv.id in checks]
     files = sorted({Path(inspect.getsourcefile(checks[i].fn)).relative_to(ROOT).as_posix() for i in checked})
-    where = (f"{len(checked)} of them have a check in the conformance suite ({', '.join(f'`{f}`' for f in files)}); "
-             f"[Conformance]({ctx.link('conformance.md')}) shows each backend's verdict." if checked
-             else "None of them is part of the conformance suite.")
-    return (f"The {len(comp.invariants)} invariants of `{comp.name}`, read from `COMPONENT.invariants` in `{path}`. "
-            f"Each id names its check and its line in a conformance report; {where}\n\n" + specdoc.invariants_table(name))
+    where = (
+        f"{len(checked)} of them have a check in the conformance suite ({', '.join(f'`{f}`' for f in files)}); "
+        f"[Conformance]({ctx.link('conformance.md')}) shows each backend's verdict."
+        if checked
+        else "None of them is part of the conformance suite."
+    )
+    return (
+        f"The {len(comp.invariants)} invariants of `{comp.name}`, read from `COMPONENT.invariants` in `{path}`. "
+        f"Each id names its check and its line in a conformance report; {where}\n\n" + specdoc.invariants_table(name)
+    )
 
 
 def _not_yet(what: str) -> str:
-    return (f'!!! note "Appears once `{what}` exists"\n    This part of the page is generated from `{what}`, which is not '
-            "in this build yet. When it exists, the docs build includes it here.")
+    return (
+        f'!!! note "Appears once `{what}` exists"\n    This part of the page is generated from `{what}`, which is not '
+        "in this build yet. When it exists, the docs build includes it here."
+    )
 
 
 def _module_exists(ref: str) -> bool:
@@ -143,8 +150,10 @@ def figure(ctx: Context, name: str) -> str:
     fig = FIGURES[name]
     if name not in DRAWN:
         return f'!!! note "Figure not drawn yet"\n    {fig.missing}'
-    return (f'<figure markdown="span">\n  ![{fig.alt}]({ctx.link(DRAWN[name])})\n'
-            f"  <figcaption>{fig.alt} <em>(Drawn when these docs were built: <code>tools/docs/figures.py</code>, <code>{name}</code>.)</em></figcaption>\n</figure>")
+    return (
+        f'<figure markdown="span">\n  ![{fig.alt}]({ctx.link(DRAWN[name])})\n'
+        f"  <figcaption>{fig.alt} <em>(Drawn when these docs were built: <code>tools/docs/figures.py</code>, <code>{name}</code>.)</em></figcaption>\n</figure>"
+    )
 
 
 # ---------------------------------------------------------------------------- softmax
@@ -176,7 +185,10 @@ def softmax_example(ctx: Context) -> str:
 
 @generator
 def attention_toy_numbers(ctx: Context) -> str:
-    lines = ["| sentence | query word | weight on *bear* | weight on *honey* | largest other weight |", "|---|---|---:|---:|---:|"]
+    lines = [
+        "| sentence | query word | weight on *bear* | weight on *honey* | largest other weight |",
+        "|---|---|---:|---:|---:|",
+    ]
     for which in ex.ATTENTION_SENTENCES:
         words, weights = ex.attention_toy(which)
         for query in ("it", which):
@@ -186,9 +198,11 @@ def attention_toy_numbers(ctx: Context) -> str:
             lines.append(f"| ... it was {which} | {query} | {bear:.2f} | {honey:.2f} | {max(others):.2f} |")
     keys = ", ".join(f"*{w}* = {k}" for w, k in ex.ATTENTION_KEYS.items())
     queries = ", ".join(f"*{w}* = {q}" for w, q in ex.ATTENTION_QUERIES.items())
-    return (f"The toy keys (animal, food) are {keys}, every other word (0, 0); the queries are {queries}, "
-            "every other word (0, 0). The weights below are what `backend.attention(q, k, v, causal=True)` returns:\n\n"
-            + "\n".join(lines))
+    return (
+        f"The toy keys (animal, food) are {keys}, every other word (0, 0); the queries are {queries}, "
+        "every other word (0, 0). The weights below are what `backend.attention(q, k, v, causal=True)` returns:\n\n"
+        + "\n".join(lines)
+    )
 
 
 @generator
@@ -199,7 +213,7 @@ def apple_numbers(ctx: Context) -> str:
         shown = ", ".join(f"{w} {v:.2f}" for w, v in zip(context, weights))
         lines.append(f"| {' '.join(context)} | {shown} | ({moved[0]:.2f}, {moved[1]:.2f}) |")
     apple = ex.APPLE_EMBEDDINGS["apple"]
-    return (f"*apple* starts at ({apple[0]:g}, {apple[1]:g}), exactly between fruit and gadgets:\n\n" + "\n".join(lines))
+    return f"*apple* starts at ({apple[0]:g}, {apple[1]:g}), exactly between fruit and gadgets:\n\n" + "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- positions
@@ -208,7 +222,10 @@ def apple_numbers(ctx: Context) -> str:
 @generator
 def positional_speeds(ctx: Context, dim: str = "64", base: str = "10000") -> str:
     d, b = int(dim), float(base)
-    lines = ["| pair $i$ | angle per position $\\omega_i = \\text{base}^{-2i/d}$ | positions per full turn $2\\pi/\\omega_i$ |", "|---:|---:|---:|"]
+    lines = [
+        "| pair $i$ | angle per position $\\omega_i = \\text{base}^{-2i/d}$ | positions per full turn $2\\pi/\\omega_i$ |",
+        "|---:|---:|---:|",
+    ]
     for i in (0, 1, 2, 4, 8, 16, d // 2 - 1):
         omega = b ** (-2 * i / d)
         lines.append(f"| {i} | {omega:.4g} rad | {2 * np.pi / omega:,.1f} |")
@@ -226,13 +243,18 @@ def gpt2_parameters_table(ctx: Context) -> str:
     lines = ["| group | parameters | share |", "|---|---:|---:|"]
     lines += [f"| {name} | {count:,} | {_pct(count / total)} |" for name, count in groups.items()]
     lines.append(f"| **total** | **{total:,}** | |")
-    return (f"Counting the parameter layout of `spec.model.parameter_shapes` for GPT-2 small ({config}, tied embeddings):\n\n"
-            + "\n".join(lines))
+    return (
+        f"Counting the parameter layout of `transformer_spec.spec.model.parameter_shapes` for GPT-2 small ({config}, tied embeddings):\n\n"
+        + "\n".join(lines)
+    )
 
 
 @generator
 def loss_numbers(ctx: Context) -> str:
-    lines = ["| vocabulary size V | `cross_entropy` of equal logits | log V | perplexity $e^{\\mathcal L}$ |", "|---:|---:|---:|---:|"]
+    lines = [
+        "| vocabulary size V | `cross_entropy` of equal logits | log V | perplexity $e^{\\mathcal L}$ |",
+        "|---:|---:|---:|---:|",
+    ]
     for V in (2, 512, 50257):
         loss, log_v = ex.uniform_loss(V)
         lines.append(f"| {V:,} | {loss:.4f} | {log_v:.4f} | {np.exp(loss):,.1f} |")
@@ -251,14 +273,20 @@ def sampling_numbers(ctx: Context) -> str:
         mass = sum(p[i] for i in kept)
         rows = sorted(kept.items(), key=lambda kv: -p[kv[0]])
         label = ", ".join(f"`{k}={v}`" for k, v in options.items())
-        lines = [f"With {label}, `sample` returned {len(kept)} different words over {ex.SAMPLING_GRID:,} evenly spaced values of $u$; "
-                 f"together they had {_pct(mass)} of the original probability.", "",
-                 "| word | model probability | renormalised $\\tilde p$ | how often `sample` returned it |", "|---|---:|---:|---:|"]
+        lines = [
+            f"With {label}, `sample` returned {len(kept)} different words over {ex.SAMPLING_GRID:,} evenly spaced values of $u$; "
+            f"together they had {_pct(mass)} of the original probability.",
+            "",
+            "| word | model probability | renormalised $\\tilde p$ | how often `sample` returned it |",
+            "|---|---:|---:|---:|",
+        ]
         lines += [f"| {vocabulary[i]} | {p[i]:.4f} | {p[i] / mass:.4f} | {freq:.4f} |" for i, freq in rows]
         parts.append("\n".join(lines))
-    return (f'The distribution is the 3-gram model\'s after "{ex.SAMPLING_CONTEXT}" '
-            f"(trained on {ex.NGRAM_TRAINING['n_documents']:,} generated documents; {len(vocabulary):,} words, "
-            f"{int((p > 1e-3).sum())} of them above 0.1%).\n\n" + "\n\n".join(parts))
+    return (
+        f'The distribution is the 3-gram model\'s after "{ex.SAMPLING_CONTEXT}" '
+        f"(trained on {ex.NGRAM_TRAINING['n_documents']:,} generated documents; {len(vocabulary):,} words, "
+        f"{int((p > 1e-3).sum())} of them above 0.1%).\n\n" + "\n\n".join(parts)
+    )
 
 
 # ---------------------------------------------------------------------------- before transformers
@@ -267,14 +295,21 @@ def sampling_numbers(ctx: Context) -> str:
 @generator
 def ngram_table(ctx: Context) -> str:
     _, held_out = ex.corpus()
-    lines = ["| n | context words | perplexity | next-word accuracy | held-out contexts never seen in training |", "|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| n | context words | perplexity | next-word accuracy | held-out contexts never seen in training |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for n in ex.NGRAM_ORDERS:
         result = ex.ngram_model(n).evaluate(held_out)
-        lines.append(f"| {n} | {n - 1} | {result.perplexity:.2f} | {_pct(result.next_word_accuracy)} | {_pct(result.unseen_context_rate)} |")
+        lines.append(
+            f"| {n} | {n - 1} | {result.perplexity:.2f} | {_pct(result.next_word_accuracy)} | {_pct(result.unseen_context_rate)} |"
+        )
     model = ex.ngram_model(ex.NGRAM_ORDERS[0])
-    return (f"Trained on {ex.NGRAM_TRAINING['n_documents']:,} documents of `generate_corpus(seed={ex.NGRAM_TRAINING['seed']})`, "
-            f"scored on {ex.NGRAM_HELD_OUT['n_documents']} held-out documents (`seed={ex.NGRAM_HELD_OUT['seed']}`), "
-            f"vocabulary {len(model.vocabulary):,} words:\n\n" + "\n".join(lines))
+    return (
+        f"Trained on {ex.NGRAM_TRAINING['n_documents']:,} documents of `generate_corpus(seed={ex.NGRAM_TRAINING['seed']})`, "
+        f"scored on {ex.NGRAM_HELD_OUT['n_documents']} held-out documents (`seed={ex.NGRAM_HELD_OUT['seed']}`), "
+        f"vocabulary {len(model.vocabulary):,} words:\n\n" + "\n".join(lines)
+    )
 
 
 @generator
@@ -298,9 +333,11 @@ def perceptron_summary(ctx: Context) -> str:
     for text in ex.PERCEPTRON_EXAMPLES:
         score = model.score(text)
         lines.append(f"| {text} | {score:+g} | {'happy' if model.predict(text) > 0 else 'sad'} |")
-    return (f"Trained on {result['n_training']} generated sentences: mistakes per pass {mistakes}; "
-            f"{'it converged (a pass with no mistakes)' if report.converged else 'it did not converge'} after {report.epochs_run} passes. "
-            f"On {result['n_held_out']} held-out sentences it is right {_pct(result['accuracy'])} of the time.\n\n" + "\n".join(lines))
+    return (
+        f"Trained on {result['n_training']} generated sentences: mistakes per pass {mistakes}; "
+        f"{'it converged (a pass with no mistakes)' if report.converged else 'it did not converge'} after {report.epochs_run} passes. "
+        f"On {result['n_held_out']} held-out sentences it is right {_pct(result['accuracy'])} of the time.\n\n" + "\n".join(lines)
+    )
 
 
 @generator
@@ -311,10 +348,13 @@ def word_neighbours(ctx: Context) -> str:
         lines.append(f"| {word} | " + ", ".join(f"{w} ({s:.2f})" for w, s in ex.nearest(vocabulary, vectors, word)) + " |")
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     happy, sad = (unit[vocabulary.index(w)] for w in ("happy", "sad"))
-    return (f"{len(vocabulary):,} words with at least {ex.WORD_VECTOR_MIN_COUNT} occurrences, a window of "
-            f"{ex.WORD_VECTOR_WINDOW} words each side, {ex.WORD_VECTOR_DIM} dimensions:\n\n" + "\n".join(lines)
-            + f"\n\nOne catch: *happy* and *sad* have a cosine similarity of {float(happy @ sad):.2f}. Opposites are "
-            "used in the same places (\"I am so ... about the park\"), and co-occurrence is all this method sees.")
+    return (
+        f"{len(vocabulary):,} words with at least {ex.WORD_VECTOR_MIN_COUNT} occurrences, a window of "
+        f"{ex.WORD_VECTOR_WINDOW} words each side, {ex.WORD_VECTOR_DIM} dimensions:\n\n"
+        + "\n".join(lines)
+        + f"\n\nOne catch: *happy* and *sad* have a cosine similarity of {float(happy @ sad):.2f}. Opposites are "
+        'used in the same places ("I am so ... about the park"), and co-occurrence is all this method sees.'
+    )
 
 
 @generator
@@ -323,8 +363,10 @@ def default_model_neighbours(ctx: Context) -> str:
 
     model = load()
     if model is None:
-        return ('!!! note "Appears once the default model ships"\n    The nearest neighbours in the default model\'s own '
-                "embedding table are computed from `tspec.api.load_model`, which does not exist in this build yet.")
+        return (
+            '!!! note "Appears once the default model ships"\n    The nearest neighbours in the default model\'s own '
+            "embedding table are computed from `transformer_spec.api.load_model`, which does not exist in this build yet."
+        )
     table = model.params["wte"]
     lines = ["| word | five nearest tokens in the default model's embedding table |", "|---|---|"]
     for word in ex.NEIGHBOUR_QUERIES:
@@ -344,12 +386,14 @@ def default_model_neighbours(ctx: Context) -> str:
 
 @generator
 def backends_table(ctx: Context) -> str:
-    from backends import BUILTIN, available_backends, load_backend
-    from backends.base import Backend
+    from transformer_spec.backends import BUILTIN, available_backends, load_backend
+    from transformer_spec.backends.base import Backend
 
     composites = ("_multihead_attention", "_feed_forward", "_block", "_model_forward")
-    lines = ["| `--backend` | class | float dtypes | default device | constructor options | autodiff | compiled | overrides these composites |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| `--backend` | class | float dtypes | default device | constructor options | autodiff | compiled | overrides these composites |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     missing = []
     available = set(available_backends())
     for name, (module, class_name, _package, extra) in BUILTIN.items():
@@ -362,22 +406,29 @@ def backends_table(ctx: Context) -> str:
         if cls.__init__ is not object.__init__:
             parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
             options = ", ".join(f"`{p.replace(annotation=inspect.Parameter.empty)}`" for p in parameters) or "none"
-        fused = ", ".join(f"`{c}`" for c in composites if getattr(cls, c) is not getattr(Backend, c)) or "none (uses `backends.base`)"
+        fused = (
+            ", ".join(f"`{c}`" for c in composites if getattr(cls, c) is not getattr(Backend, c))
+            or "none (uses `transformer_spec.backends.base`)"
+        )
         compiled = "yes" if getattr(instance, "jit", False) else "no"
-        lines.append(f"| `{name}` | `{module}.{class_name}` | {', '.join(instance.dtypes)} | {instance.device} | {options} | "
-                     f"{'yes' if instance.supports_autodiff else 'no'} | {compiled} | {fused} |")
+        lines.append(
+            f"| `{name}` | `{module}.{class_name}` | {', '.join(instance.dtypes)} | {instance.device} | {options} | "
+            f"{'yes' if instance.supports_autodiff else 'no'} | {compiled} | {fused} |"
+        )
     note = f"\n\nNot installed where these docs were built: {', '.join(missing)}." if missing else ""
     return "\n".join(lines) + note
 
 
 @generator
 def kernels_table(ctx: Context) -> str:
-    from backends.base import KERNELS
+    from transformer_spec.backends.base import KERNELS
 
     lines = ["| kernel | the primitive it computes |", "|---|---|"]
-    lines += [f"| `{name}` | `{meaning.split(' — ')[0]}`" + (f" — {meaning.split(' — ', 1)[1]}" if " — " in meaning else "") + " |"
-              for name, meaning in KERNELS.items()]
-    return f"`backends.base.KERNELS`, {len(KERNELS)} kernels:\n\n" + "\n".join(lines)
+    lines += [
+        f"| `{name}` | `{meaning.split(' — ')[0]}`" + (f" — {meaning.split(' — ', 1)[1]}" if " — " in meaning else "") + " |"
+        for name, meaning in KERNELS.items()
+    ]
+    return f"`transformer_spec.backends.base.KERNELS`, {len(KERNELS)} kernels:\n\n" + "\n".join(lines)
 
 
 @generator
@@ -396,8 +447,10 @@ def benchmarks_table(ctx: Context) -> str:
             if table:
                 parts.append(table)
     if not parts:
-        return ('!!! note "No benchmark results yet"\n    There is no result file in `benchmarks/results/` in this build, '
-                "so there is nothing to show here. The tables are generated from those JSON files as soon as they exist.")
+        return (
+            '!!! note "No benchmark results yet"\n    There is no result file in `benchmarks/results/` in this build, '
+            "so there is nothing to show here. The tables are generated from those JSON files as soon as they exist."
+        )
     return "\n\n".join(parts)
 
 
@@ -409,12 +462,16 @@ def _value(value) -> str:
 
 def _records_table(name: str, data: dict) -> str | None:
     """The first list of records in a result file (``results``, ``summary``, ``engines``, ...) as a table of its scalar fields."""
-    key, records = next(((k, v) for k, v in data.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)),
-                        (None, None))
+    key, records = next(
+        ((k, v) for k, v in data.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)), (None, None)
+    )
     if records is None:
         return None
-    columns = [c for c in dict.fromkeys(k for r in records for k in r)
-               if all(isinstance(r.get(c), (str, int, float, bool, type(None))) for r in records)]
+    columns = [
+        c
+        for c in dict.fromkeys(k for r in records for k in r)
+        if all(isinstance(r.get(c), (str, int, float, bool, type(None))) for r in records)
+    ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for r in records:
         lines.append("| " + " | ".join(_cell(_value(r.get(c))) for c in columns) + " |")
@@ -433,7 +490,9 @@ def _seconds_table(name: str, data: dict) -> str:
         lines.append(f"| {operation} | " + " | ".join(cells) + " |")
     machine = data.get("machine")
     where = ", ".join(f"{k} {v}" for k, v in machine.items()) if isinstance(machine, dict) else "not recorded"
-    return f"#### `{Path(name).name}`\n\nSeconds per call from `{name}` (machine: {where}), in milliseconds:\n\n" + "\n".join(lines)
+    return f"#### `{Path(name).name}`\n\nSeconds per call from `{name}` (machine: {where}), in milliseconds:\n\n" + "\n".join(
+        lines
+    )
 
 
 # ---------------------------------------------------------------------------- conformance
@@ -460,7 +519,7 @@ def conformance_matrix(ctx: Context) -> str:
 
 
 def _conformance_matrix() -> str:
-    import spec
+    from transformer_spec import spec
 
     from . import conformance_runs as runs
 
@@ -493,35 +552,55 @@ def _conformance_matrix() -> str:
             for res in r["results"]:
                 counts[res["status"]] = counts.get(res["status"], 0) + 1
             seconds = sum(res["seconds"] for res in r["results"])
-            summary.append(f"* `{n}` (`{r['backend_class']}`): " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-                           + f"; {seconds:.1f} s of checks.")
+            summary.append(
+                f"* `{n}` (`{r['backend_class']}`): "
+                + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+                + f"; {seconds:.1f} s of checks."
+            )
         else:
             summary.append(f"* `{n}`: could not be checked here — {r.splitlines()[0]}")
     first = next(iter(done.values()))
     legend = ", ".join(f"{mark} {status_name}" for status_name, mark in STATUS_MARK.items())
     command = f'conformance.run("NAME", dtypes=("{runs.DTYPE}",), profile="{runs.PROFILE}", seed={runs.SEED})'
-    return (f"Each installed built-in backend, checked while these docs were built with `{command}` "
-            f"(profile `{first['profile']}`, dtype {', '.join(first['dtypes'])}, seed {first['seed']}):\n\n"
-            + "\n".join(summary) + f"\n\nLegend: {legend}.\n\n" + "\n".join(lines))
+    return (
+        f"Each installed built-in backend, checked while these docs were built with `{command}` "
+        f"(profile `{first['profile']}`, dtype {', '.join(first['dtypes'])}, seed {first['seed']}):\n\n"
+        + "\n".join(summary)
+        + f"\n\nLegend: {legend}.\n\n"
+        + "\n".join(lines)
+    )
 
 
 @generator
 def tolerances_table(ctx: Context) -> str:
     """The one tolerance table of spec/tolerances.py."""
-    from spec.tolerances import EPSILON, TOLERANCES
+    from transformer_spec.spec.tolerances import EPSILON, TOLERANCES
 
     kinds = list(dict.fromkeys(kind for _, kind in TOLERANCES))
     dtypes = list(dict.fromkeys(dtype for dtype, _ in TOLERANCES))
-    lines = ["| dtype | machine epsilon | " + " | ".join(f"{k}: rtol, atol" for k in kinds) + " |", "|---|---:|" + "---:|" * len(kinds)]
+    lines = [
+        "| dtype | machine epsilon | " + " | ".join(f"{k}: rtol, atol" for k in kinds) + " |",
+        "|---|---:|" + "---:|" * len(kinds),
+    ]
     for dtype in dtypes:
-        cells = [f"{TOLERANCES[(dtype, k)].rtol:g}, {TOLERANCES[(dtype, k)].atol:g}" if (dtype, k) in TOLERANCES else "–"
-                 for k in kinds]
+        cells = [
+            f"{TOLERANCES[(dtype, k)].rtol:g}, {TOLERANCES[(dtype, k)].atol:g}" if (dtype, k) in TOLERANCES else "–"
+            for k in kinds
+        ]
         lines.append(f"| {dtype} | {EPSILON.get(dtype, float('nan')):.3g} | " + " | ".join(cells) + " |")
-    extra = (f" The `gradient` row bounds the comparison with finite differences described on "
-             f"[Gradients]({ctx.link('components/gradients.md')}).") if "gradient" in kinds else ""
-    return ("A value passes when $|\\text{got} - \\text{expected}| \\le \\text{atol} + \\text{rtol}\\,|\\text{expected}|$ "
-            "elementwise, with the expected value computed in float64 (`spec.tolerances.TOLERANCES`, the only tolerances "
-            f"the suite uses).{extra}\n\n" + "\n".join(lines))
+    extra = (
+        (
+            f" The `gradient` row bounds the comparison with finite differences described on "
+            f"[Gradients]({ctx.link('components/gradients.md')})."
+        )
+        if "gradient" in kinds
+        else ""
+    )
+    return (
+        "A value passes when $|\\text{got} - \\text{expected}| \\le \\text{atol} + \\text{rtol}\\,|\\text{expected}|$ "
+        "elementwise, with the expected value computed in float64 (`transformer_spec.spec.tolerances.TOLERANCES`, the only tolerances "
+        f"the suite uses).{extra}\n\n" + "\n".join(lines)
+    )
 
 
 @generator
@@ -532,8 +611,10 @@ def conformance_report_excerpt(ctx: Context) -> str:
     excerpt = dict(report)
     excerpt["results"] = report["results"][:2]
     text = json.dumps(excerpt, indent=2)
-    return (f"The start of the numpy report from this build ({len(report['results'])} results in all; "
-            "the list is cut after two):\n\n```json\n" + text + "\n```")
+    return (
+        f"The start of the numpy report from this build ({len(report['results'])} results in all; "
+        "the list is cut after two):\n\n```json\n" + text + "\n```"
+    )
 
 
 @generator
@@ -541,7 +622,7 @@ def report_fields(ctx: Context) -> str:
     """The fields of a report and of one result, read from the dataclasses the runner writes."""
     from dataclasses import fields
 
-    from conformance.runner import Report, Result
+    from transformer_spec.conformance.runner import Report, Result
 
     def rows(cls) -> str:
         source = inspect.getsource(cls)
@@ -556,8 +637,12 @@ def report_fields(ctx: Context) -> str:
             out.append(f"| `{f.name}` | `{_cell(type_name)}` | {_cell(comment)} |")
         return "\n".join(out)
 
-    return ("A report (`conformance.runner.Report`):\n\n| field | type | meaning |\n|---|---|---|\n" + rows(Report)
-            + "\n\nEach entry of `results` (`conformance.runner.Result`):\n\n| field | type | meaning |\n|---|---|---|\n" + rows(Result))
+    return (
+        "A report (`transformer_spec.conformance.runner.Report`):\n\n| field | type | meaning |\n|---|---|---|\n"
+        + rows(Report)
+        + "\n\nEach entry of `results` (`transformer_spec.conformance.runner.Result`):\n\n| field | type | meaning |\n|---|---|---|\n"
+        + rows(Result)
+    )
 
 
 # ---------------------------------------------------------------------------- the application
@@ -568,7 +653,7 @@ def cli_options(ctx: Context, command: str) -> str:
     """The options of ``tspec COMMAND``, read from its argparse parser."""
     import argparse
 
-    from tspec.cli import build_parser
+    from transformer_spec.cli import build_parser
 
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
@@ -591,15 +676,17 @@ def cli_options(ctx: Context, command: str) -> str:
 @generator
 def backend_agreement(ctx: Context, prompt: str, tokens: str = "40", seed: str = "0") -> str:
     """Generate with the default model on every installed built-in backend and say whether the tokens agree."""
-    from backends import BUILTIN, available_backends
+    from transformer_spec.backends import BUILTIN, available_backends
 
-    if not _module_exists("tspec.api"):
-        return _not_yet("tspec.api")
-    from tspec.api import load_model
+    if not _module_exists("transformer_spec.api"):
+        return _not_yet("transformer_spec.api")
+    from transformer_spec.api import load_model
 
     installed = [name for name in BUILTIN if name in available_backends()]
-    runs = {name: load_model(backend=name).generate(prompt, max_new_tokens=int(tokens), seed=int(seed)).token_ids
-            for name in installed}
+    runs = {
+        name: load_model(backend=name).generate(prompt, max_new_tokens=int(tokens), seed=int(seed)).token_ids
+        for name in installed
+    }
     reference = runs[installed[0]]
     lines = ["| backend | first token ids | identical to `numpy`? |", "|---|---|---|"]
     for name, ids in runs.items():
@@ -610,7 +697,12 @@ def backend_agreement(ctx: Context, prompt: str, tokens: str = "40", seed: str =
             verdict = f"**no**: from token {first + 1} on"
         lines.append(f"| `{name}` | {', '.join(map(str, ids[:10]))}, ... | {verdict} |")
     agree = all(ids == reference for ids in runs.values())
-    summary = ("in this build they agree." if agree else
-               "**in this build they do not all agree** (the table shows where they part); it is recomputed on every build.")
-    return (f'`load_model(backend=...).generate("{prompt}", max_new_tokens={tokens}, seed={seed})` on every '
-            f"installed backend: {summary}\n\n" + "\n".join(lines))
+    summary = (
+        "in this build they agree."
+        if agree
+        else "**in this build they do not all agree** (the table shows where they part); it is recomputed on every build."
+    )
+    return (
+        f'`load_model(backend=...).generate("{prompt}", max_new_tokens={tokens}, seed={seed})` on every '
+        f"installed backend: {summary}\n\n" + "\n".join(lines)
+    )

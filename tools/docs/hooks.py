@@ -83,8 +83,10 @@ def on_config(config):
     for name in ("spec", "backends", "conformance", "tspec"):
         module = sys.modules.get(name)
         if module is not None and not os.path.abspath(module.__file__).startswith(_ROOT + os.sep):
-            raise PluginError(f"{name} was imported from {module.__file__}, not from this checkout ({_ROOT}); "
-                              "build the docs from the checkout whose code they describe")
+            raise PluginError(
+                f"{name} was imported from {module.__file__}, not from this checkout ({_ROOT}); "
+                "build the docs from the checkout whose code they describe"
+            )
     if config.nav:
         config.nav = _without_missing(config.nav, config.docs_dir)
         results = _results_section(config.docs_dir)
@@ -160,6 +162,9 @@ def on_post_build(config):
     import resource
 
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    print(f"INFO    -  tspec docs: {time.perf_counter() - _started:.1f} s since the build started; CPU "
-          f"{own.ru_utime + own.ru_stime:.1f} s in mkdocs + {children.ru_utime + children.ru_stime:.1f} s in commands and "
-          f"conformance runs; slowest: {timing.summary()} (cache: {cache.path_for('pages').parent.parent})", file=sys.stderr)
+    print(
+        f"INFO    -  tspec docs: {time.perf_counter() - _started:.1f} s since the build started; CPU "
+        f"{own.ru_utime + own.ru_stime:.1f} s in mkdocs + {children.ru_utime + children.ru_stime:.1f} s in commands and "
+        f"conformance runs; slowest: {timing.summary()} (cache: {cache.path_for('pages').parent.parent})",
+        file=sys.stderr,
+    )

@@ -41,7 +41,9 @@ def expand_directives(text: str, ctx: Context) -> str:
             with timed(f"gen:{name}"):
                 out = GENERATORS[name](ctx, **args)
         except Exception as error:
-            raise PageError(f"docs/{ctx.src_uri}: gen:{name} {match.group('args').strip()} failed: {type(error).__name__}: {error}") from error
+            raise PageError(
+                f"docs/{ctx.src_uri}: gen:{name} {match.group('args').strip()} failed: {type(error).__name__}: {error}"
+            ) from error
         indent = match.group("indent")
         return "\n".join(indent + line if line else line for line in out.splitlines())
 
@@ -53,14 +55,14 @@ def tspec_subcommand_missing(command: str) -> str | None:
     words = shlex.split(command)
     if len(words) < 2 or words[0] != "tspec" or words[1].startswith("-"):
         return None
-    from tspec.cli import command_modules
+    from transformer_spec.cli import command_modules
 
     return None if words[1] in {m.NAME for m in command_modules()} else words[1]
 
 
 def _fence(language: str, body: str, title: str = "", indent: str = "") -> str:
     fence = "````" if "```" in body else "```"
-    head = f'{fence}{language}' + (f' title="{title}"' if title else "")
+    head = f"{fence}{language}" + (f' title="{title}"' if title else "")
     lines = [head, *body.rstrip("\n").splitlines(), fence]
     return "\n".join(indent + line if line else line for line in lines)
 
@@ -96,24 +98,28 @@ def execute(blocks: list[Block], workspace: Path) -> dict[int, dict]:
 def render_blocks(text: str, blocks: list[Block], outputs: dict[int, dict]) -> str:
     pieces, position = [], 0
     for index, block in enumerate(blocks):
-        pieces.append(text[position: block.start])
+        pieces.append(text[position : block.start])
         position = block.end
-        indent = re.match(r"[ \t]*", text[block.start:]).group(0)
+        indent = re.match(r"[ \t]*", text[block.start :]).group(0)
         if block.language == "mermaid":
-            pieces.append(text[block.start: block.end])
+            pieces.append(text[block.start : block.end])
         elif block.file:
             pieces.append(_fence(block.language, block.body, title=block.file, indent=indent))
         elif "requires" in outputs.get(index, {}):
             language = "console" if block.language == "console" else "python"
             shown = _fence(language, block.body, indent=indent)
-            shown += (f'\n\n{indent}!!! note "No output yet: `{outputs[index]["requires"]}` is not in this build"\n'
-                      f"{indent}    This example uses a part of the project that is not written yet, so nothing was run. "
-                      "When it exists, the docs build runs the example and shows its real output here.")
+            shown += (
+                f'\n\n{indent}!!! note "No output yet: `{outputs[index]["requires"]}` is not in this build"\n'
+                f"{indent}    This example uses a part of the project that is not written yet, so nothing was run. "
+                "When it exists, the docs build runs the example and shows its real output here."
+            )
             pieces.append(shown)
         elif block.language == "python":
             shown = _fence("python", block.body, indent=indent)
             if index in outputs and outputs[index].get("stdout"):
-                shown += "\n\n" + _fence("text", outputs[index]["stdout"], title="Output (captured when these docs were built)", indent=indent)
+                shown += "\n\n" + _fence(
+                    "text", outputs[index]["stdout"], title="Output (captured when these docs were built)", indent=indent
+                )
             pieces.append(shown)
         else:  # console
             chunks, notes = [], []
@@ -123,9 +129,11 @@ def render_blocks(text: str, blocks: list[Block], outputs: dict[int, dict]) -> s
                     notes.append(result["missing"])
             shown = _fence("console", "".join(c if c.endswith("\n") else c + "\n" for c in chunks), indent=indent)
             for missing in notes:
-                shown += (f'\n\n{indent}!!! note "No output yet: `tspec {missing}` is not in this build"\n'
-                          f"{indent}    This command is not part of the `tspec` command line yet, so nothing was run. "
-                          "When it exists, the docs build runs it and shows its real output here.")
+                shown += (
+                    f'\n\n{indent}!!! note "No output yet: `tspec {missing}` is not in this build"\n'
+                    f"{indent}    This command is not part of the `tspec` command line yet, so nothing was run. "
+                    "When it exists, the docs build runs it and shows its real output here."
+                )
             pieces.append(shown)
     pieces.append(text[position:])
     return "".join(pieces)

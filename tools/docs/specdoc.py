@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-import spec
-from spec.component import Component
+from transformer_spec import spec
+from transformer_spec.spec.component import Component
 
 from .paths import ROOT
 
@@ -44,7 +44,7 @@ class SpecDoc:
 def spec_modules() -> dict[str, ModuleType]:
     """Every component's spec module by component name, the tokenizer included."""
     modules = {m.COMPONENT.name: m for m in spec.SPEC_MODULES}
-    tokenizer = importlib.import_module("spec.tokenizer")
+    tokenizer = importlib.import_module("transformer_spec.spec.tokenizer")
     modules[tokenizer.COMPONENT.name] = tokenizer
     return modules
 
@@ -64,7 +64,7 @@ def parse(module: ModuleType) -> SpecDoc:
     sections = []
     for index, heading in enumerate(headings):
         end = headings[index + 1].start() if index + 1 < len(headings) else len(rest)
-        sections.append((heading.group("title").strip(), rest[heading.end(): end].strip("\n")))
+        sections.append((heading.group("title").strip(), rest[heading.end() : end].strip("\n")))
     return SpecDoc(module, summary.strip(), intro.strip("\n"), tuple(sections))
 
 
@@ -111,12 +111,12 @@ def component(name: str) -> Component:
 
 def interface(name: str) -> str:
     """The functions a component specifies, with their signatures and first docstring line."""
-    from backends.base import Backend
+    from transformer_spec.backends.base import Backend
 
     comp = component(name)
     owner: type = Backend
     if name == "tokenizer":
-        from tspec.tokenizers import ByteLevelBPETokenizer as owner  # tokenizers are objects of the application layer
+        from transformer_spec.tokenizers import ByteLevelBPETokenizer as owner  # tokenizers are objects of the application layer
     rows = []
     for function in comp.functions:
         target = getattr(owner, function, None)
@@ -125,14 +125,17 @@ def interface(name: str) -> str:
         signature = _plain_signature(target)
         first = (inspect.getdoc(target) or "").split("\n\n")[0].replace("\n", " ")
         rows.append(f"`{function}{signature}`\n:   {rst_to_markdown(first) or '(no docstring)'}")
-    where = "backends.base.Backend" if owner is Backend else f"{owner.__module__}.{owner.__qualname__}"
+    where = "transformer_spec.backends.base.Backend" if owner is Backend else f"{owner.__module__}.{owner.__qualname__}"
     return f"Specified functions (signatures read from `{where}`):\n\n" + "\n\n".join(rows)
 
 
 def _plain_signature(function) -> str:
     """``(x, axis=-1)``: names and defaults, without ``self`` and without annotations (they are in the API reference)."""
-    parameters = [p.replace(annotation=inspect.Parameter.empty) for p in inspect.signature(function).parameters.values()
-                  if p.name not in ("self", "cls")]
+    parameters = [
+        p.replace(annotation=inspect.Parameter.empty)
+        for p in inspect.signature(function).parameters.values()
+        if p.name not in ("self", "cls")
+    ]
     return str(inspect.Signature(parameters))
 
 

@@ -30,9 +30,15 @@ def built_site() -> Build:
     site = Path(tempfile.mkdtemp(prefix="tspec-site-"))
     atexit.register(shutil.rmtree, site, True)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=ROOT,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=1800,
-                          env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=1800,
+        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
     return Build(site, done.returncode, done.stdout, time.perf_counter() - start)
 
 

@@ -40,12 +40,14 @@ class Package:
 
 # Mermaid 11 is the major version mkdocs-material's integration is written for.
 MERMAID = Package(
-    "mermaid", "11.12.0",
+    "mermaid",
+    "11.12.0",
     "sha512-ZudVx73BwrMJfCFmSSJT84y6u5brEoV8DOItdHomNLz32uBjNrelm7mg95X7g+C6UoQH/W6mBLGDEDv73JdxBg==",
     ("dist/mermaid.min.js", "LICENSE"),
 )
 KATEX = Package(
-    "katex", "0.16.22",
+    "katex",
+    "0.16.22",
     "sha512-XCHRdUw4lf3SKBaJe4EvgqIuWwkPSo9XoeO8GjQW94Bp7TWv9hNhzZjZ+OH9yf1UmLygb7DIT5GSFQiyt16zYg==",
     ("dist/katex.min.js", "dist/katex.min.css", "dist/contrib/auto-render.min.js", "dist/fonts/*.woff2", "LICENSE"),
 )
@@ -67,11 +69,18 @@ def _npm_pack(package: Package, destination: Path) -> Path:
         )
     spec = f"{package.name}@{package.version}"
     try:
-        subprocess.run([npm, "pack", spec, "--silent", "--pack-destination", str(destination)],
-                       check=True, capture_output=True, text=True, timeout=300)
+        subprocess.run(
+            [npm, "pack", spec, "--silent", "--pack-destination", str(destination)],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     except subprocess.CalledProcessError as error:
-        raise VendorError(f"`npm pack {spec}` failed (exit {error.returncode}): {error.stderr.strip() or error.stdout.strip()}; "
-                          "the docs need it to serve Mermaid/KaTeX offline: check the network or npm's cache") from None
+        raise VendorError(
+            f"`npm pack {spec}` failed (exit {error.returncode}): {error.stderr.strip() or error.stdout.strip()}; "
+            "the docs need it to serve Mermaid/KaTeX offline: check the network or npm's cache"
+        ) from None
     except subprocess.TimeoutExpired:
         raise VendorError(f"`npm pack {spec}` did not finish in 300 s; check the network or npm's cache") from None
     tarballs = list(destination.glob("*.tgz"))
@@ -89,7 +98,9 @@ def ensure(package: Package) -> Path:
         tarball = _npm_pack(package, Path(scratch))
         actual = _integrity(tarball)
         if actual != package.integrity:
-            raise VendorError(f"{tarball.name}: integrity {actual} differs from the pinned {package.integrity}; refusing to use it")
+            raise VendorError(
+                f"{tarball.name}: integrity {actual} differs from the pinned {package.integrity}; refusing to use it"
+            )
         unpacked = Path(scratch) / "package"
         with tarfile.open(tarball) as archive:
             for member in archive.getmembers():
@@ -118,6 +129,9 @@ def site_files() -> dict[str, Path]:
 
 
 # What the pages load, in order (paths inside the site).
-JAVASCRIPT = ("assets/vendor/katex/katex.min.js", "assets/vendor/katex/contrib/auto-render.min.js",
-              "assets/vendor/mermaid/mermaid.min.js")
+JAVASCRIPT = (
+    "assets/vendor/katex/katex.min.js",
+    "assets/vendor/katex/contrib/auto-render.min.js",
+    "assets/vendor/mermaid/mermaid.min.js",
+)
 CSS = ("assets/vendor/katex/katex.min.css",)

@@ -22,8 +22,8 @@ import array_api_compat
 import array_api_strict
 import numpy as np
 
-from backends.base import Backend
-from spec.errors import DTypeError
+from transformer_spec.backends.base import Backend
+from transformer_spec.spec.errors import DTypeError
 
 # --8<-- [start:setup]
 _DTYPE_NAMES = ("float32", "float64", "int32", "int64", "bool")  # the contract's dtypes that the standard has too
@@ -50,8 +50,10 @@ class ArrayAPIBackend(Backend):
         if dtype is None:
             dtype = "bool" if host.dtype == np.bool_ else str(host.dtype)
         if host.dtype.kind not in "biuf" or not hasattr(xp, dtype):
-            raise DTypeError(f"asarray: cannot make an array of dtype {dtype} from NumPy dtype {host.dtype} with "
-                             f"{xp.__name__}; expected booleans, integers, float32 or float64")
+            raise DTypeError(
+                f"asarray: cannot make an array of dtype {dtype} from NumPy dtype {host.dtype} with "
+                f"{xp.__name__}; expected booleans, integers, float32 or float64"
+            )
         return xp.asarray(host, dtype=getattr(xp, dtype))
 
     def _to_numpy(self, x):
@@ -72,6 +74,7 @@ class ArrayAPIBackend(Backend):
 
     def _concat(self, xs, axis):
         return namespace(*xs).concat(xs, axis=axis)
+
     # --8<-- [end:conversion]
 
     # --8<-- [start:softmax]
@@ -84,6 +87,7 @@ class ArrayAPIBackend(Backend):
         xp = namespace(x)
         z = x - xp.max(x, axis=axis, keepdims=True)
         return z - xp.log(xp.sum(xp.exp(z), axis=axis, keepdims=True))
+
     # --8<-- [end:softmax]
 
     # --8<-- [start:activations]
@@ -105,6 +109,7 @@ class ArrayAPIBackend(Backend):
         xp = namespace(x)
         e = xp.exp(-xp.abs(x))  # sigmoid written with exp(-|x|), which never overflows
         return x * xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
     # --8<-- [end:activations]
 
     # --8<-- [start:linear]
@@ -122,6 +127,7 @@ class ArrayAPIBackend(Backend):
     def _rms_norm(self, x, w, eps):
         xp = namespace(x, w)
         return x / xp.sqrt(xp.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
     # --8<-- [end:linear]
 
     # --8<-- [start:positions]
@@ -147,6 +153,7 @@ class ArrayAPIBackend(Backend):
         cos, sin = xp.astype(xp.cos(angles), x.dtype), xp.astype(xp.sin(angles), x.dtype)
         x1, x2 = x[..., :half], x[..., half:]  # the pairs (i, i + Dh/2), each (..., L, Dh/2)
         return xp.concat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)  # (..., L, Dh)
+
     # --8<-- [end:positions]
 
     # --8<-- [start:attention]
@@ -170,6 +177,7 @@ class ArrayAPIBackend(Backend):
             total = xp.sum(e, axis=-1, keepdims=True)
             weights = e / xp.where(total > 0, total, xp.ones_like(total))  # no allowed key: zero weights, zero output
         return xp.matmul(weights, v), (weights if need_weights else None)  # (..., L, Dv), (..., L, S)
+
     # --8<-- [end:attention]
 
     # --8<-- [start:loss]
@@ -184,6 +192,7 @@ class ArrayAPIBackend(Backend):
         kept = xp.astype(keep, logits.dtype)
         count = xp.sum(kept)
         return -xp.sum(picked * kept) / xp.where(count > 0, count, xp.ones_like(count))  # all ignored: 0, not NaN
+
     # --8<-- [end:loss]
 
     # --8<-- [start:sample]
@@ -204,10 +213,13 @@ class ArrayAPIBackend(Backend):
             keep = min(crossing + 1, keep)  # keep the token that crosses top_p
         kept = xp.where(rank < keep, p, xp.zeros_like(p))
         cumulative = xp.cumulative_sum(kept / xp.sum(kept))  # in vocabulary order
-        index = int(xp.searchsorted(cumulative, xp.asarray([u], dtype=xp.float64), side="right")[0])  # first i with cumulative[i] > u
+        index = int(
+            xp.searchsorted(cumulative, xp.asarray([u], dtype=xp.float64), side="right")[0]
+        )  # first i with cumulative[i] > u
         if index < V:
             return index
         return int(xp.max(xp.where(kept > 0, xp.arange(V), xp.full_like(order, -1))))  # rounding left the total <= u
+
     # --8<-- [end:sample]
 
 
@@ -218,12 +230,35 @@ class ArrayAPIBackend(Backend):
 # |z| > 4: erfc(z) = exp(-z^2) / z (1/sqrt(pi) - P(1/z^2) / (z^2 Q(1/z^2))).
 _ERF_P = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02, 3.20937758913846947e03, 1.85777706184603153e-1)
 _ERF_Q = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03, 2.84423683343917062e03)
-_ERFC_P = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01, 2.98635138197400131e02,
-           8.81952221241769090e02, 1.71204761263407058e03, 2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
-_ERFC_Q = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02, 1.62138957456669019e03,
-           3.29079923573345963e03, 4.36261909014324716e03, 3.43936767414372164e03, 1.23033935480374942e03)
-_TAIL_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1, 1.60837851487422766e-2,
-           6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERFC_P = (
+    5.64188496988670089e-1,
+    8.88314979438837594e00,
+    6.61191906371416295e01,
+    2.98635138197400131e02,
+    8.81952221241769090e02,
+    1.71204761263407058e03,
+    2.05107837782607147e03,
+    1.23033935479799725e03,
+    2.15311535474403846e-8,
+)
+_ERFC_Q = (
+    1.57449261107098347e01,
+    1.17693950891312499e02,
+    5.37181101862009858e02,
+    1.62138957456669019e03,
+    3.29079923573345963e03,
+    4.36261909014324716e03,
+    3.43936767414372164e03,
+    1.23033935480374942e03,
+)
+_TAIL_P = (
+    3.05326634961232344e-1,
+    3.60344899949804439e-1,
+    1.25781726111229246e-1,
+    1.60837851487422766e-2,
+    6.58749161529837803e-4,
+    1.63153871373020978e-2,
+)
 _TAIL_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1, 6.05183413124413191e-2, 2.33520497626869185e-3)
 _ONE_OVER_SQRT_PI = 0.56418958354775628695
 
@@ -253,9 +288,13 @@ def erfc(z: Any) -> Any:
     erfc_small = 1.0 - small * _ratio(small * small, _ERF_P, _ERF_Q)
     erfc_middle = _exp_minus_square(xp, middle) * _ratio(middle, _ERFC_P, _ERFC_Q)
     inverse_square = 1.0 / (large * large)
-    erfc_large = _exp_minus_square(xp, large) * (_ONE_OVER_SQRT_PI - inverse_square * _ratio(inverse_square, _TAIL_P, _TAIL_Q)) / large
+    erfc_large = (
+        _exp_minus_square(xp, large) * (_ONE_OVER_SQRT_PI - inverse_square * _ratio(inverse_square, _TAIL_P, _TAIL_Q)) / large
+    )
     positive = xp.where(y <= 0.46875, erfc_small, xp.where(y <= 4.0, erfc_middle, erfc_large))  # erfc(|z|)
     return xp.where(z < 0, 2.0 - positive, positive)  # erfc(-y) = 2 - erfc(y)
+
+
 # --8<-- [end:erfc]
 
 
@@ -266,6 +305,8 @@ class ArrayAPIStrictBackend(ArrayAPIBackend):
     name = "array_api_strict"
     xp = array_api_strict
     array_type = type(array_api_strict.asarray(0.0))  # array_api_strict's Array class
+
+
 # --8<-- [end:strict]
 
 

@@ -13,4 +13,6 @@ class FirstAttempt(ArrayAPIStrictBackend):
         xp = namespace(x)
         e = xp.exp(x)  # overflows to inf for scores above ~88 (float32) or ~709 (float64)
         return e / xp.sum(e, axis=axis, keepdims=True)
+
+
 # --8<-- [end:first_attempt]

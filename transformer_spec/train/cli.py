@@ -1,0 +1,124 @@
+"""Argument handling shared by ``tspec train`` and ``tspec finetune``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from transformer_spec.spec.errors import ConfigError
+
+from .config import TrainConfig
+
+# Training options: (flag, dest, type, help). Defaults are None so that on --resume only the ones given change the run.
+TRAINING_OPTIONS: tuple[tuple[str, str, type, str], ...] = (
+    ("--steps", "steps", int, "optimizer steps (the cosine schedule ends here)"),
+    ("--batch-size", "batch_size", int, "sequences per step"),
+    ("--context-length", "context_length", int, "positions per training sequence (<= the model's context)"),
+    ("--lr", "lr", float, "peak learning rate (after warm-up)"),
+    ("--warmup", "warmup_steps", int, "linear warm-up steps"),
+    ("--min-lr-ratio", "min_lr_ratio", float, "cosine floor as a fraction of --lr"),
+    ("--weight-decay", "weight_decay", float, "AdamW decoupled weight decay of matrices"),
+    ("--grad-clip", "grad_clip", float, "clip the global gradient norm to this"),
+    ("--seed", "seed", int, "initial weights and batch order"),
+    ("--eval-every", "eval_every", int, "evaluate on held-out data every N steps (0: at the end only)"),
+    ("--eval-batches", "eval_batches", int, "held-out batches per evaluation"),
+    ("--checkpoint-every", "checkpoint_every", int, "save a resumable checkpoint every N steps (0: at the end only)"),
+    ("--log-every", "log_every", int, "a progress line every N steps (when stderr is not a terminal)"),
+)
+# Changeable when resuming (the rest describe the run and would break "resume == uninterrupted").
+RESUMABLE_CHANGES = ("steps", "lr", "eval_every", "eval_batches", "checkpoint_every", "log_every", "min_lr_ratio")
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("backend")
+    group.add_argument("--backend", default="torch", help="array backend with autodiff: torch (default) or jax")
+    group.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "plain", "torch", "jax"),
+        help="how a step runs: auto = the backend's fast path; plain = the reference path",
+    )
+    group.add_argument("--compile", action="store_true", help="torch.compile the loss (torch backend)")
+    group.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (on a busy shared machine 1 is often fastest)"
+    )
+
+
+def add_training_options(parser: argparse.ArgumentParser, preset_help: str) -> None:
+    group = parser.add_argument_group("training", f"defaults come from --preset ({preset_help})")
+    for flag, dest, kind, text in TRAINING_OPTIONS:
+        group.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+    group.add_argument("--no-grad-clip", action="store_true", help="do not clip gradients")
+    group.add_argument("--overwrite", action="store_true", help="start over in an --out folder that already holds a run")
+    group.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def training_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes = {dest: getattr(args, dest) for _, dest, _, _ in TRAINING_OPTIONS if getattr(args, dest) is not None}
+    if args.no_grad_clip:
+        changes["grad_clip"] = None
+    return changes
+
+
+def apply_training_changes(base: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
+    """``base`` with the given options; the warm-up defaults to 5% of a changed step count."""
+    if "steps" in changes and "warmup_steps" not in changes:
+        steps = changes["steps"]
+        if isinstance(steps, int) and steps >= 1:
+            changes = dict(changes, warmup_steps=max(1, steps // 20) if steps > 1 else 0)
+    if "warmup_steps" in changes and isinstance(changes["warmup_steps"], int):
+        steps = changes.get("steps", base.steps)
+        if isinstance(steps, int) and changes["warmup_steps"] > steps:
+            raise ConfigError(f"--warmup {changes['warmup_steps']} exceeds --steps {steps}; expected warm-up <= steps")
+    return base.with_changes(**changes)
+
+
+def resume_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes = training_changes(args)
+    fixed = sorted(k for k in changes if k not in RESUMABLE_CHANGES)
+    if fixed:
+        flags = ", ".join("--" + k.replace("_", "-").replace("warmup-steps", "warmup") for k in fixed)
+        raise ConfigError(
+            f"{flags} cannot change when resuming (the run continues with the settings it was started with); "
+            f"changeable: {', '.join('--' + k.replace('_', '-') for k in RESUMABLE_CHANGES)}"
+        )
+    return changes
+
+
+def setup_backend(args: argparse.Namespace):
+    from transformer_spec.backends import load_backend
+
+    from .steps import require_autodiff
+
+    backend = load_backend(args.backend)
+    require_autodiff(backend)
+    if args.threads is not None:
+        if isinstance(args.threads, bool) or args.threads < 1:
+            raise ConfigError(f"--threads {args.threads}, expected an integer >= 1")
+        if backend.name == "torch":
+            import torch
+
+            torch.set_num_threads(args.threads)
+    return backend
+
+
+def report(result, what: str) -> None:
+    """The closing lines of a run."""
+    line = f"{what}: {result.step} steps, {result.seconds:.1f} s of steps this session, {result.tokens_per_second:,.0f} tokens/s"
+    if result.losses:
+        line += f"; last loss {result.losses[-1]:.4f}"
+    if result.evals:
+        line += f"; held-out loss {result.evals[-1]['loss']:.4f} (perplexity {result.evals[-1]['perplexity']:.2f})"
+    print(line)
+    if result.out_dir is not None:
+        print(f"saved to {result.out_dir}")
+
+
+def interrupted(result, command: str) -> int:
+    where = result.out_dir
+    print(
+        f"interrupted after step {result.step}; saved to {where}; continue with: tspec {command} --resume {where}",
+        file=sys.stderr,
+    )
+    return 130

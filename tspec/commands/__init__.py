@@ -1,6 +1,0 @@
-"""One module per ``tspec`` subcommand.
-
-Each module defines ``NAME``, ``HELP``, ``add_arguments(parser)`` and
-``run(args) -> int`` (the exit status). ``tspec.cli`` finds them here, so a new
-command is one new file.
-"""
