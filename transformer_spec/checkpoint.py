@@ -19,10 +19,12 @@ file is caught); the weights must be finite. Each problem is a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -34,6 +36,7 @@ from transformer_spec.spec.config import ModelConfig
 from transformer_spec.spec.errors import SpecError
 from transformer_spec.spec.model import check_parameters, parameter_shapes
 
+from .outputs import INTERNAL_PREFIX
 from .tokenizers import ByteLevelBPETokenizer, WordTokenizer, load_tokenizer
 
 FORMAT_NAME = "transformer-spec"
@@ -50,6 +53,12 @@ RESERVED_KEYS = ("format", "version", "model", "dtype", "tokenizer")
 STORABLE_DTYPES = ("float16", "float32", "float64")
 _SAFETENSORS_DTYPES = {"F16": "float16", "F32": "float32", "F64": "float64"}
 DEFAULT_MODEL_PACKAGE_PATH = ("assets", "default_model")
+# The atomic save's own names (all hidden, all under INTERNAL_PREFIX; see commit_folder).
+SCRATCH_PREFIX = INTERNAL_PREFIX + "save-"  # a save being written; deleted on the next start if its process died
+COMMIT_DIR = INTERNAL_PREFIX + "commit"  # a complete save whose files are being moved into place
+MANIFEST_FILE = "MANIFEST.json"  # inside COMMIT_DIR: which files the save holds, which it removes
+LOCK_FILE = INTERNAL_PREFIX + "lock"  # flock: writers move files exclusively, readers read shared
+PROBE_PREFIXES = (INTERNAL_PREFIX + "probe-", INTERNAL_PREFIX + "write-")  # transformer_spec.outputs' scratch files
 
 
 class CheckpointError(SpecError):
@@ -97,14 +106,18 @@ def save_checkpoint(
     metadata: Mapping[str, Any] | None = None,
     *,
     dtype: str = "float32",
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> Path:
     """Write ``config``, ``params`` and ``tokenizer`` as one checkpoint folder; returns the folder.
 
     ``params`` are NumPy arrays (or anything ``numpy.asarray`` converts: call
     ``backend.to_numpy`` on native arrays first), stored as ``dtype``.
     ``metadata`` is any JSON-serialisable mapping, merged into ``config.json``.
-    Saving over an existing checkpoint replaces its files; other files in the
-    folder are left alone.
+    ``extra_files`` (name → bytes) are committed with it: a trainer's optimizer
+    and step state, so a run folder never holds weights of one step and state of
+    another. Saving over an existing checkpoint replaces its files; other files
+    in the folder are left alone. The save is atomic (see :func:`commit_folder`):
+    killed at any moment, the folder holds the previous save or the new one.
     """
     if not isinstance(config, ModelConfig):
         raise CheckpointError(
@@ -126,12 +139,9 @@ def save_checkpoint(
     check_parameters(config, {name: array.shape for name, array in arrays.items()})
     document = _config_document(config, dtype, tokenizer, metadata)
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    # Write everything into a scratch folder first, then move the files in: a
-    # failure half-way (disk full, a bad tensor) leaves the old checkpoint intact.
-    with tempfile.TemporaryDirectory(prefix=".tspec-save-", dir=directory) as scratch_name:
-        scratch = Path(scratch_name)
+    extras = _extra_files(extra_files)
+
+    def write(scratch: Path) -> None:
         from safetensors.numpy import save
 
         ordered = {name: np.ascontiguousarray(arrays[name]) for name in parameter_shapes(config)}
@@ -140,13 +150,172 @@ def save_checkpoint(
         (scratch / WEIGHTS_FILE).write_bytes(save(ordered, metadata={"format": FORMAT_NAME}))
         (scratch / CONFIG_FILE).write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         tokenizer.save(scratch)
-        written = sorted(child.name for child in scratch.iterdir())
-        for stale in TOKENIZER_FILES:
-            if stale not in written and (directory / stale).exists():
-                (directory / stale).unlink()
-        for name in written:
-            os.replace(scratch / name, directory / name)
+        for name, data in extras.items():
+            (scratch / name).write_bytes(data)
+
+    # A stale tokenizer of the other kind must not survive the save: load_tokenizer tells the kinds apart by their files.
+    return commit_folder(directory, write, replaces=TOKENIZER_FILES)
+
+
+def _extra_files(extra_files: Mapping[str, bytes] | None) -> dict[str, bytes]:
+    if extra_files is None:
+        return {}
+    if not isinstance(extra_files, Mapping):
+        raise CheckpointError(f"save_checkpoint: extra_files is a {type(extra_files).__name__}, expected a dict name -> bytes")
+    own = {WEIGHTS_FILE, CONFIG_FILE, *TOKENIZER_FILES}
+    for name, data in extra_files.items():
+        if not isinstance(name, str) or not name or "/" in name or name.startswith((".", INTERNAL_PREFIX)) or name in own:
+            raise CheckpointError(
+                f"save_checkpoint: extra file name {name!r}; expected a plain file name other than the checkpoint's own "
+                f"({', '.join(sorted(own))})"
+            )
+        if not isinstance(data, bytes | bytearray):
+            raise CheckpointError(f"save_checkpoint: extra_files[{name!r}] is a {type(data).__name__}, expected bytes")
+    return dict(extra_files)
+
+
+# ---------------------------------------------------------------------- committing a folder atomically
+#
+# A save is committed as a whole. Every file is written into a scratch folder
+# (SCRATCH_PREFIX + random) inside the target folder and fsynced; the scratch
+# folder, holding a MANIFEST of its files, is then renamed to COMMIT_DIR. That
+# rename is the commit point: before it, the folder's files are the previous
+# complete save, untouched; after it, COMMIT_DIR holds the new complete save and
+# its files are moved into place one by one ("rolled forward"). A process killed
+# while rolling forward leaves COMMIT_DIR behind, and whoever opens the folder
+# next finishes the move before reading (as a database replays its journal), so
+# a reader never mixes files of two saves. Scratch folders of saves that never
+# reached the commit point are deleted when a run starts or resumes there.
+#
+# The roll-forward holds an exclusive flock on LOCK_FILE; readers hold a shared
+# one while they read, so a checkpoint loaded while a trainer saves into the same
+# folder is the old save or the new one, never a mixture.
+
+
+def commit_folder(directory: str | Path, write: Callable[[Path], None], *, replaces: Iterable[str] = ()) -> Path:
+    """Run ``write(scratch)`` to fill a scratch folder, then move its files into ``directory`` as one commit.
+
+    Files of ``directory`` that ``write`` did not produce are left alone, except those named in ``replaces``,
+    which are removed in the same commit (files the new save must not be mixed with). If ``write`` fails, nothing
+    in ``directory`` changes.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=directory))
+    try:
+        write(scratch)
+        names = sorted(child.name for child in scratch.iterdir())
+        manifest = {"files": names, "remove": sorted(set(replaces) - set(names))}
+        (scratch / MANIFEST_FILE).write_text(json.dumps(manifest) + "\n", encoding="utf-8")
+        for name in [*names, MANIFEST_FILE]:
+            _fsync_path(scratch / name)
+        _fsync_path(scratch)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    with _folder_lock(directory, exclusive=True):
+        if (directory / COMMIT_DIR).exists():
+            _roll_forward(directory)  # an earlier commit whose process was killed: it came first
+        os.rename(scratch, directory / COMMIT_DIR)  # the commit point
+        _fsync_path(directory)
+        _roll_forward(directory)
     return directory
+
+
+def settle_folder(directory: str | Path) -> None:
+    """Finish a commit that a killed process left half-moved, so the folder holds one complete save."""
+    directory = Path(directory)
+    if not (directory / COMMIT_DIR).exists():
+        return
+    try:
+        with _folder_lock(directory, exclusive=True):
+            if (directory / COMMIT_DIR).exists():  # another process may have finished it while we waited
+                _roll_forward(directory)
+    except OSError as error:
+        raise CheckpointError(
+            f"{directory}: holds a save that was cut short ({COMMIT_DIR}) and it cannot be completed ({error.strerror}); "
+            f"expected a writable folder — make it writable and try again",
+            path=directory,
+        ) from None
+
+
+def recover_folder(directory: str | Path) -> list[str]:
+    """Before a run writes into ``directory``: finish a cut-short commit and delete scratch left by killed saves.
+
+    Returns the names removed. Call it only where no other process is saving into the folder.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    settle_folder(directory)
+    removed = []
+    for child in directory.iterdir():
+        if child.name.startswith(SCRATCH_PREFIX) or child.name.startswith(PROBE_PREFIXES):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+            removed.append(child.name)
+    if removed:
+        _fsync_path(directory)
+    return sorted(removed)
+
+
+def _roll_forward(directory: Path) -> None:
+    commit = directory / COMMIT_DIR
+    manifest_path = commit / MANIFEST_FILE
+    if not manifest_path.is_file():  # every file was moved and the manifest removed; only the empty folder is left
+        shutil.rmtree(commit)
+        _fsync_path(directory)
+        return
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    for name in manifest["remove"]:
+        (directory / name).unlink(missing_ok=True)
+    for name in manifest["files"]:
+        if (commit / name).exists():  # absent: moved before the process that committed was killed
+            os.replace(commit / name, directory / name)
+    _fsync_path(directory)
+    manifest_path.unlink()
+    commit.rmdir()
+    _fsync_path(directory)
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk, so a power cut cannot reorder the commit."""
+    try:
+        handle = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # a platform that cannot open folders (Windows): renames there are as durable as they get
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass  # some file systems refuse fsync on folders; the rename order still holds
+    finally:
+        os.close(handle)
+
+
+@contextlib.contextmanager
+def _folder_lock(directory: Path, *, exclusive: bool) -> Iterator[None]:
+    """An flock on ``directory/LOCK_FILE`` (none where flock is missing, or for a reader of a folder it cannot write)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; single-writer use is still atomic per commit
+        yield
+        return
+    lock_path = directory / LOCK_FILE
+    if exclusive:
+        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    else:
+        try:
+            handle = os.open(lock_path, os.O_RDONLY)
+        except OSError:  # no lock file: no trainer ever saved here (a shipped or copied checkpoint)
+            yield
+            return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(handle)  # closing releases the lock
 
 
 def _numpy_params(params: Mapping[str, Any], dtype: str) -> dict[str, np.ndarray]:
@@ -212,10 +381,12 @@ def load_checkpoint(directory: str | Path) -> Checkpoint:
             f"{CONFIG_FILE}, {WEIGHTS_FILE} and the tokenizer's files",
             path=directory,
         )
-    document = read_config_document(directory / CONFIG_FILE)
-    config = _model_config(document, directory / CONFIG_FILE)
-    params = read_weights(directory / WEIGHTS_FILE, config)
-    tokenizer = load_tokenizer(directory)
+    settle_folder(directory)  # a save cut short by kill -9 is completed first: never read half of one
+    with _folder_lock(directory, exclusive=False):
+        document = read_config_document(directory / CONFIG_FILE)
+        config = _model_config(document, directory / CONFIG_FILE)
+        params = read_weights(directory / WEIGHTS_FILE, config)
+        tokenizer = load_tokenizer(directory)
     if tokenizer.vocab_size > config.vocab_size:
         raise CheckpointError(
             f"{directory}: the tokenizer has {tokenizer.vocab_size} ids but the model has vocab_size = "
@@ -347,8 +518,11 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "WEIGHTS_FILE",
+    "commit_folder",
     "default_checkpoint_path",
     "load_checkpoint",
     "load_default_checkpoint",
+    "recover_folder",
     "save_checkpoint",
+    "settle_folder",
 ]

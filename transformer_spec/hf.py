@@ -313,6 +313,21 @@ def import_gpt2(folder: str | Path, *, tokenizer: Any = None, dtype: str = "floa
     return Checkpoint(config=config, params=params, tokenizer=tokenizer, metadata=metadata, path=folder)
 
 
+def load_checkpoint_source(source: str | Path | None, *, dtype: str = "float32") -> Checkpoint:
+    """A checkpoint from any source the commands accept, with the same errors everywhere.
+
+    ``None``: the model shipped with the package; a folder of ours (:func:`~transformer_spec.checkpoint.load_checkpoint`);
+    or a Hugging Face GPT-2 folder (:func:`import_gpt2`, weights cast to ``dtype``; a pickle-only folder is told how
+    to convert). ``generate``, ``chat``, ``eval``, ``finetune --checkpoint`` and ``train --init`` all read their
+    checkpoint through this function (or :func:`transformer_spec.api.load_model`, which dispatches the same way).
+    """
+    from .checkpoint import default_checkpoint_path, load_checkpoint
+
+    if source is None:
+        return load_checkpoint(default_checkpoint_path())
+    return import_gpt2(source, dtype=dtype) if is_hf_gpt2_folder(source) else load_checkpoint(source)
+
+
 def gpt2_model_from_params(params: Mapping[str, Any], config: ModelConfig) -> Any:
     """A ``transformers.GPT2LMHeadModel`` (eval mode, float32) holding our parameters — for comparisons and benchmarks."""
     import torch
@@ -343,6 +358,7 @@ __all__ = [
     "hf_state_from_params",
     "import_gpt2",
     "is_hf_gpt2_folder",
+    "load_checkpoint_source",
     "params_from_hf",
     "read_hf_weights",
 ]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from transformer_spec.spec.errors import ConfigError
 
@@ -38,15 +37,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from transformer_spec.backends import load_backend
-    from transformer_spec.checkpoint import default_checkpoint_path, load_checkpoint
-    from transformer_spec.generate import generate, native_params
+    from transformer_spec.generate import encode_prompt, generate, native_params
+    from transformer_spec.hf import load_checkpoint_source
     from transformer_spec.train.data import PROMPT_TEMPLATE
 
     if args.max_new_tokens < 1:
         raise ConfigError(f"--max-new-tokens {args.max_new_tokens}, expected an integer >= 1")
+    question = " ".join(args.prompt) if args.prompt else None
+    if question is not None and not question.strip():
+        encode_prompt(None, question, function="chat")  # generate's error for an empty prompt, word for word
     backend = load_backend(args.backend)
-    path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint_source(args.checkpoint)  # our folders and Hugging Face GPT-2 folders, as generate
+    path = checkpoint.path
     template = checkpoint.metadata.get("prompt_template") or PROMPT_TEMPLATE
     if not args.raw and checkpoint.metadata.get("stage") != "finetuned":
         print(
@@ -56,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
         )
     model = (checkpoint.config, native_params(backend, checkpoint.params, "float32"), checkpoint.tokenizer)
 
+    context = checkpoint.config.context_length
+
     def reply(question: str) -> None:
         text = question if args.raw else template.format(prompt=question)
+        prompt_tokens = len(encode_prompt(checkpoint.tokenizer, text, function="chat"))
         stream = sys.stdout.write
         first = []
 
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             stream(piece)
             sys.stdout.flush()
 
-        generate(
+        result = generate(
             backend,
             model,
             text,
@@ -83,9 +88,17 @@ def run(args: argparse.Namespace) -> int:
             stream=show,
         )
         print()
+        if prompt_tokens > context or result.slides:
+            # The model only sees its last `context` tokens: once the question slides out, the answer no longer follows it.
+            print(
+                f"warning: the question ({prompt_tokens} tokens with the prompt format) and answer outgrew the model's "
+                f"context of {context} tokens, so the start of the question slid out of it; the answer may not follow "
+                f"the question — ask a shorter one{' or lower --max-new-tokens' if prompt_tokens <= context else ''}",
+                file=sys.stderr,
+            )
 
-    if args.prompt:
-        reply(" ".join(args.prompt))
+    if question is not None:
+        reply(question)
         return 0
     interactive = sys.stdin.isatty()
     while True:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from transformer_spec.spec.errors import ConfigError
 
@@ -63,8 +62,9 @@ def _orders(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from transformer_spec.backends import load_backend
-    from transformer_spec.checkpoint import default_checkpoint_path, load_checkpoint
     from transformer_spec.data import build_finetune_dataset, generate_corpus, read_jsonl
+    from transformer_spec.hf import load_checkpoint_source
+    from transformer_spec.outputs import check_output_file, write_text_atomically
     from transformer_spec.train.config import DEFAULT
     from transformer_spec.train.data import read_text_file
     from transformer_spec.train.evaluate import answer_examples, ngram_baselines, qa_summary, transformer_perplexity
@@ -74,9 +74,11 @@ def run(args: argparse.Namespace) -> int:
     if args.held_out_documents < 1:
         raise ConfigError(f"--held-out-documents {args.held_out_documents}, expected an integer >= 1")
     orders = _orders(args.ngram_orders)
+    if args.json:
+        check_output_file(args.json, "--json")  # before any work: the results must not be lost at the end
     backend = load_backend(args.backend)
-    path = Path(args.checkpoint) if args.checkpoint else default_checkpoint_path()
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint_source(args.checkpoint)  # our folders and Hugging Face GPT-2 folders, as generate
+    path = checkpoint.path
     model = (checkpoint.config, checkpoint.params, checkpoint.tokenizer)
     results: dict = {"checkpoint": str(path), "backend": backend.name, "stage": checkpoint.metadata.get("stage")}
     print(
@@ -124,6 +126,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {a.prompt!r} -> {a.response!r}")
 
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        write_text_atomically(args.json, json.dumps(results, indent=2) + "\n")
         print(f"\nwrote {args.json}")
     return 0

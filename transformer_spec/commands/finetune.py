@@ -59,6 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformer_spec.train.cli import (
         apply_training_changes,
+        check_run_paths,
         interrupted,
         report,
         resume_changes,
@@ -66,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         training_changes,
     )
     from transformer_spec.train.config import get_preset
-    from transformer_spec.train.data import check_batch_shape, read_text_file
-    from transformer_spec.train.pipeline import finetune_examples, replay_spec, resume, start_finetuning
+    from transformer_spec.train.data import check_batch_shape
+    from transformer_spec.train.pipeline import finetune_examples, replay_documents, replay_spec, resume, start_finetuning
 
     if bool(args.out) == bool(args.resume):
         raise ConfigError("expected exactly one of --out DIR (a new run) or --resume DIR (continue a run)")
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "--checkpoint DIR is required: the pretrained model to fine-tune (e.g. the folder of tspec train --out)"
         )
+    check_run_paths(args)  # before any work: a run must not die at its final save
     if args.resume:
         if args.checkpoint or args.data or args.eval_data:
             raise ConfigError("--resume continues with the run's own model and data; drop --checkpoint / --data / --eval-data")
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         backend = setup_backend(args)
         trainer = resume(backend, args.resume, engine=args.engine, compile=args.compile, changes=changes, progress=not args.quiet)
     else:
-        from transformer_spec.checkpoint import load_checkpoint
+        from transformer_spec.hf import load_checkpoint_source
 
         # Options, checkpoint and data are checked before the backend is loaded.
         config = apply_training_changes(get_preset(args.preset).finetune, training_changes(args))
@@ -92,8 +94,8 @@ def run(args: argparse.Namespace) -> int:
             if args.eval_data:
                 raise ConfigError("--eval-data needs --data (the built-in set evaluates on its held-out countries)")
             data_spec = {"kind": "builtin", "seed": args.data_seed, "holdout_fraction": args.holdout_fraction}
-        finetune_examples(data_spec)  # reads (and checks) the files
-        base = load_checkpoint(args.checkpoint)
+        examples = finetune_examples(data_spec)  # reads (and checks) the files, once: a pipe cannot be read twice
+        base = load_checkpoint_source(args.checkpoint)  # our folders and Hugging Face GPT-2 folders, as generate
         preset = get_preset(args.preset)
         rows = preset.replay_rows if args.replay_rows is None else args.replay_rows
         if rows < 0:
@@ -102,10 +104,10 @@ def run(args: argparse.Namespace) -> int:
         if documents < 1:
             raise ConfigError(f"--replay-documents {documents}, expected an integer >= 1")
         replay = replay_spec(base, rows, documents, args.replay_text)
+        replay_text = None
         if replay is not None:
             data_spec["replay"] = replay
-            if args.replay_text:
-                read_text_file(args.replay_text)  # checked now, before the backend loads
+            replay_text = replay_documents(replay)  # read (and checked) now, before the backend loads
         if "context_length" not in training_changes(args):
             config = config.with_changes(context_length=min(config.context_length, base.config.context_length))
         check_batch_shape(config.batch_size, config.context_length, base.config.context_length)
@@ -120,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
             compile=args.compile,
             overwrite=args.overwrite,
             progress=not args.quiet,
+            examples=examples,
+            replay=replay_text,
         )
     result = trainer.run()
     if result.stopped == "interrupted":

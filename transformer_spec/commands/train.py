@@ -56,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from transformer_spec.train.cli import (
         apply_training_changes,
+        check_run_paths,
         interrupted,
         report,
         resume_changes,
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.out) == bool(args.resume):
         raise ConfigError("expected exactly one of --out DIR (a new run) or --resume DIR (continue a run)")
+    check_run_paths(args)  # before any work: a run must not die at its final save
     if args.resume:
         changes = resume_changes(args)
         backend = setup_backend(args)
@@ -91,10 +93,12 @@ def run(args: argparse.Namespace) -> int:
                 "held_out_seed": preset.held_out_seed,
                 "held_out_documents": preset.held_out_documents,
             }
-        training_documents, _ = pretraining_documents(data_spec)  # reads (and checks) the files
+        documents = pretraining_documents(data_spec)  # reads (and checks) the files, once: a pipe cannot be read twice
+        training_documents = documents[0]
+        _note_unreplayable(args)
         params = None
         if args.init:
-            from transformer_spec.checkpoint import load_checkpoint
+            from transformer_spec.hf import load_checkpoint_source
 
             if any(
                 getattr(args, k) is not None
@@ -103,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(
                     "--init takes the model shape and tokenizer from the checkpoint; drop the model and tokenizer options"
                 )
-            base = load_checkpoint(args.init)
+            base = load_checkpoint_source(args.init)  # our folders and Hugging Face GPT-2 folders, as generate
             tokenizer, model_config = base.tokenizer, base.config
             params = {n: p.astype("float32") for n, p in base.params.items()}
         else:
@@ -143,9 +147,24 @@ def run(args: argparse.Namespace) -> int:
             params=params,
             overwrite=args.overwrite,
             progress=not args.quiet,
+            documents=documents,
         )
     result = trainer.run()
     if result.stopped == "interrupted":
         return interrupted(result, NAME)
     report(result, "pretrained")
     return 0
+
+
+def _note_unreplayable(args: argparse.Namespace) -> None:
+    """A pipe (``--text <(cat book.txt)``) trains fine, but ``--resume`` rebuilds the data from the path: say so now."""
+    import sys
+    from pathlib import Path
+
+    pipes = [path for path in (args.text, args.held_out_text) if path and not Path(path).is_file()]
+    if pipes:
+        print(
+            f"note: {', '.join(pipes)} is not a regular file; this run trains on what was read now, but --resume "
+            f"reads the data again from the same path (save it to a file to resume later)",
+            file=sys.stderr,
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from transformer_spec.spec.errors import ConfigError
@@ -50,7 +51,9 @@ def add_training_options(parser: argparse.ArgumentParser, preset_help: str) -> N
     for flag, dest, kind, text in TRAINING_OPTIONS:
         group.add_argument(flag, dest=dest, type=kind, default=None, help=text)
     group.add_argument("--no-grad-clip", action="store_true", help="do not clip gradients")
-    group.add_argument("--overwrite", action="store_true", help="start over in an --out folder that already holds a run")
+    group.add_argument(
+        "--overwrite", action="store_true", help="write into an --out folder that already holds files (or a run: start over)"
+    )
     group.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -115,10 +118,38 @@ def report(result, what: str) -> None:
         print(f"saved to {result.out_dir}")
 
 
+def check_run_paths(args: argparse.Namespace) -> None:
+    """``--out`` and ``--resume`` checked before any work starts (see :mod:`transformer_spec.outputs`).
+
+    A new run's folder must be creatable and writable, and may not hold files already unless ``--overwrite``
+    is given; a folder holding a run says how to resume it. A run to resume must be in a writable folder, or
+    its first save would fail after the work.
+    """
+    from transformer_spec.outputs import check_output_folder
+
+    from .trainer import TrainingError, existing_run_step
+
+    if args.out:
+        out = Path(args.out)
+        step = existing_run_step(out) if out.is_dir() else None
+        if step is not None and not args.overwrite:
+            raise TrainingError(
+                f"{out} already holds a training run (step {step}); resume it with --resume {out}, "
+                f"or choose another --out (or pass --overwrite to start over)"
+            )
+        check_output_folder(out, "--out", overwrite=args.overwrite)
+    if args.resume and Path(args.resume).is_dir():
+        check_output_folder(args.resume, "--resume", overwrite=True)
+
+
 def interrupted(result, command: str) -> int:
+    """The closing line of a run stopped by a signal; the exit status a shell expects (130 for SIGINT, 143 for SIGTERM)."""
+    from .trainer import SIGNAL_EXIT_STATUS
+
     where = result.out_dir
+    what = "SIGTERM" if result.signal == "SIGTERM" else "interrupted"
     print(
-        f"interrupted after step {result.step}; saved to {where}; continue with: tspec {command} --resume {where}",
+        f"{what}: stopped after step {result.step}; saved to {where}; continue with: tspec {command} --resume {where}",
         file=sys.stderr,
     )
-    return 130
+    return SIGNAL_EXIT_STATUS.get(result.signal or "SIGINT", 130)

@@ -62,9 +62,18 @@ def pretraining_documents(spec: dict[str, Any]) -> tuple[list[str], list[str] | 
     raise ConfigError(f"pretraining data spec has kind {kind!r}, expected 'corpus' or 'text'")
 
 
-def pretraining_source(spec: dict[str, Any], tokenizer, config: TrainConfig | None = None) -> StreamSource:
-    """The batch source of a pretraining data spec, tokenized with ``tokenizer``."""
-    documents, held_out = pretraining_documents(spec)
+Documents = tuple[list[str], "list[str] | None"]  # (training documents, held-out documents or None)
+
+
+def pretraining_source(
+    spec: dict[str, Any], tokenizer, config: TrainConfig | None = None, documents: Documents | None = None
+) -> StreamSource:
+    """The batch source of a pretraining data spec, tokenized with ``tokenizer``.
+
+    ``documents``: what :func:`pretraining_documents` already returned for ``spec`` — files are read once, so
+    a pipe (``--text <(cat book.txt)``) works.
+    """
+    documents, held_out = pretraining_documents(spec) if documents is None else documents
     if held_out is not None:
         return StreamSource(
             TokenStream(encode_documents(tokenizer, documents), "training text"),
@@ -118,24 +127,36 @@ def finetune_examples(spec: dict[str, Any]):
     raise ConfigError(f"fine-tuning data spec has kind {kind!r}, expected 'builtin' or 'jsonl'")
 
 
-def replay_stream(replay: dict[str, Any], tokenizer) -> TokenStream:
+def replay_documents(replay: dict[str, Any]) -> Documents:
+    """The documents of a replay spec (read once; pass them on to :func:`replay_stream`)."""
+    data = dict(replay["data"])
+    if data.get("kind") == "corpus":
+        data["held_out_documents"] = 0  # only the training stream is used
+    return pretraining_documents(data)
+
+
+def replay_stream(replay: dict[str, Any], tokenizer, documents: Documents | None = None) -> TokenStream:
     """The pretraining text rehearsed during fine-tuning: the training part (never the held-out part) of ``replay["data"]``."""
     data = dict(replay["data"])
     if data.get("kind") == "corpus":
         data["held_out_documents"] = 0  # only the training stream is used
-    stream = pretraining_source(data, tokenizer).train
+    stream = pretraining_source(data, tokenizer, documents=documents).train
     stream.name = "replay text"
     return stream
 
 
-def finetune_source(spec: dict[str, Any], tokenizer, config: TrainConfig) -> ExampleSource:
-    train, held = finetune_examples(spec)
+def finetune_source(
+    spec: dict[str, Any], tokenizer, config: TrainConfig, examples=None, replay: Documents | None = None
+) -> ExampleSource:
+    """The batch source of a fine-tuning spec; ``examples`` and ``replay``: what :func:`finetune_examples` and
+    :func:`replay_documents` already returned for it (files are read once)."""
+    train, held = finetune_examples(spec) if examples is None else examples
     pad = end_of_text_id(tokenizer)
     encoded = encode_examples(tokenizer, train, config.context_length)
     held_encoded = encode_examples(tokenizer, held, config.context_length) if held else None
-    replay = spec.get("replay") or {}
-    rows = int(replay.get("rows", 0))
-    stream = replay_stream(replay, tokenizer) if rows else None
+    replay_part = spec.get("replay") or {}
+    rows = int(replay_part.get("rows", 0))
+    stream = replay_stream(replay_part, tokenizer, replay) if rows else None
     return ExampleSource(
         ExampleBatches(encoded, pad, config.context_length),
         ExampleBatches(held_encoded, pad, config.context_length) if held_encoded else None,
@@ -188,9 +209,12 @@ def start_pretraining(
     overwrite: bool = False,
     progress: bool = True,
     extra_metadata: dict[str, Any] | None = None,
+    documents: Documents | None = None,
 ) -> Trainer:
-    """A pretraining run from scratch (weights drawn with ``config.seed``) or from ``params``."""
-    source = pretraining_source(data_spec, tokenizer, config)
+    """A pretraining run from scratch (weights drawn with ``config.seed``) or from ``params``.
+
+    ``documents``: the data already read for ``data_spec`` (see :func:`pretraining_source`)."""
+    source = pretraining_source(data_spec, tokenizer, config, documents)
     if params is None:
         params = init_parameters(model_config, config.seed)
     metadata = {"stage": "pretrained", "data": data_spec} | dict(extra_metadata or {})
@@ -223,11 +247,15 @@ def start_finetuning(
     overwrite: bool = False,
     progress: bool = True,
     extra_metadata: dict[str, Any] | None = None,
+    examples=None,
+    replay: Documents | None = None,
 ) -> Trainer:
-    """A fine-tuning run starting from ``checkpoint`` (a :class:`transformer_spec.checkpoint.Checkpoint`)."""
+    """A fine-tuning run starting from ``checkpoint`` (a :class:`transformer_spec.checkpoint.Checkpoint`).
+
+    ``examples`` and ``replay``: the data already read for ``data_spec`` (see :func:`finetune_source`)."""
     from .data import PROMPT_TEMPLATE, RESPONSE_TEMPLATE
 
-    source = finetune_source(data_spec, checkpoint.tokenizer, config)
+    source = finetune_source(data_spec, checkpoint.tokenizer, config, examples, replay)
     metadata = {
         "stage": "finetuned",
         "data": data_spec,

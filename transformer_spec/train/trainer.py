@@ -17,8 +17,15 @@ Guarantees
 * A step whose loss or gradient norm is not finite is never applied and never
   saved: training stops with :class:`TrainingDivergedError` naming the step,
   and the last checkpoint in the folder (the last good one) is left as it was.
-* Ctrl-C (SIGINT) finishes the current step, saves a checkpoint, and returns
-  with ``stopped = "interrupted"``; a second Ctrl-C stops at once.
+* Ctrl-C (SIGINT) or SIGTERM (what ``timeout`` and job schedulers send)
+  finishes the current step, saves a checkpoint, and returns with
+  ``stopped = "interrupted"`` and the signal's name; a second signal ends the
+  process at once (exit status 130), leaving the last complete checkpoint.
+* Saves are atomic (:func:`transformer_spec.checkpoint.commit_folder`): the
+  weights, the optimizer state and the trainer state of one step are committed
+  together, so after ``kill -9`` at any moment the folder loads and resumes from
+  the last complete save. Scratch left by a killed save is removed when a run
+  starts or resumes in the folder.
 * A run never overwrites a different run's folder silently: starting a new
   run in a folder that holds one is an error unless ``overwrite`` is set.
 """
@@ -49,6 +56,10 @@ from .steps import Engine, make_engine, require_autodiff
 OPTIMIZER_FILE = "optimizer.safetensors"
 STATE_FILE = "trainer_state.json"
 STATE_VERSION = 1
+# Scratch files of saves before saves were atomic; removed when a run starts or resumes in the folder.
+LEGACY_SCRATCH_FILES = (OPTIMIZER_FILE + ".tmp", STATE_FILE + ".tmp")
+# Exit statuses of a run stopped by a signal: 128 + the signal's number, as a shell reports it.
+SIGNAL_EXIT_STATUS = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class TrainingError(SpecError):
@@ -194,6 +205,7 @@ class TrainResult:
     seconds: float  # wall time of this session's steps
     tokens: int  # positions processed in this session (batch size x sequence length per step)
     out_dir: Path | None
+    signal: str | None = None  # "SIGINT" or "SIGTERM" when a signal stopped the run
 
     @property
     def tokens_per_second(self) -> float:
@@ -227,6 +239,7 @@ class Trainer:
     last_saved_step: int | None = None
     on_step: Callable[[Trainer, Any], None] | None = None  # called after every applied step (tests, benchmarks)
     _stop_requested: bool = False
+    _stop_signal: str | None = None  # the signal that asked for the stop, if one did
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -256,6 +269,8 @@ class Trainer:
             )
         source.check(config)
         out = None if out_dir is None else Path(out_dir)
+        if out is not None:
+            recover_run_folder(out)  # a save cut short earlier is completed (or its scratch removed) before we look
         if out is not None and (out / STATE_FILE).exists() and not overwrite:
             step = _read_state(out).get("step", "?")
             raise TrainingError(
@@ -300,6 +315,7 @@ class Trainer:
 
         require_autodiff(backend)
         run_dir = Path(run_dir)
+        recover_run_folder(run_dir)
         state = _read_state(run_dir)
         checkpoint = load_checkpoint(run_dir)
         if checkpoint.metadata.get("step") != state["step"]:
@@ -343,9 +359,10 @@ class Trainer:
         return trainer
 
     # ------------------------------------------------------------------ running
-    def request_stop(self) -> None:
-        """Finish the current step, save, and return (what Ctrl-C does)."""
+    def request_stop(self, signal_name: str | None = None) -> None:
+        """Finish the current step, save, and return (what Ctrl-C and SIGTERM do)."""
         self._stop_requested = True
+        self._stop_signal = signal_name
 
     def evaluate(self) -> dict[str, float] | None:
         batches = self.source.eval_batches(self.config)
@@ -365,7 +382,7 @@ class Trainer:
         tokens = 0
         seconds = 0.0
         stopped = "finished"
-        with _sigint_requests_stop(self):
+        with _signals_request_stop(self):
             try:
                 while self.step < config.steps:
                     if self._stop_requested:
@@ -396,7 +413,8 @@ class Trainer:
                     progress.message(f"interrupted after step {self.step}{where}")
             finally:
                 progress.close()
-        return TrainResult(self.step, stopped, list(self.losses), list(self.evals), seconds, tokens, self.out_dir)
+        signal_name = self._stop_signal if stopped == "interrupted" else None
+        return TrainResult(self.step, stopped, list(self.losses), list(self.evals), seconds, tokens, self.out_dir, signal_name)
 
     def _evaluate_and_report(self, progress: Progress) -> None:
         evaluation = self.evaluate()
@@ -426,12 +444,11 @@ class Trainer:
         """Write the model (loadable checkpoint) and the optimizer and trainer state into ``out_dir``."""
         if self.out_dir is None:
             return None
-        from safetensors.numpy import save_file
+        from safetensors.numpy import save
 
         from transformer_spec.checkpoint import save_checkpoint
 
         out = self.out_dir
-        out.mkdir(parents=True, exist_ok=True)
         params = self.engine.params_numpy()
         m, v = self.engine.moments_numpy()
         metadata = dict(self.metadata)
@@ -439,8 +456,6 @@ class Trainer:
         if self.evals:
             metadata["last_eval"] = self.evals[-1]
         moments = {f"m.{n}": a for n, a in m.items()} | {f"v.{n}": a for n, a in v.items()}
-        scratch = out / (OPTIMIZER_FILE + ".tmp")
-        save_file({k: np.ascontiguousarray(a) for k, a in moments.items()}, str(scratch))
         state = {
             "version": STATE_VERSION,
             "step": self.step,
@@ -453,15 +468,38 @@ class Trainer:
             "backend": self.backend.name,
             "engine": self.engine.name,
         }
-        state_scratch = out / (STATE_FILE + ".tmp")
-        state_scratch.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
-        # Weights first, then the moments, then the state naming the step: a save cut short leaves a step
-        # mismatch that resume detects, never a silently mixed run.
-        save_checkpoint(out, self.model_config, params, self.tokenizer, metadata)
-        os.replace(scratch, out / OPTIMIZER_FILE)
-        os.replace(state_scratch, out / STATE_FILE)
+        # One commit: weights, optimizer moments and the state naming the step are never from two different steps.
+        extra = {
+            OPTIMIZER_FILE: save({k: np.ascontiguousarray(a) for k, a in moments.items()}),
+            STATE_FILE: (json.dumps(state, indent=1) + "\n").encode("utf-8"),
+        }
+        save_checkpoint(out, self.model_config, params, self.tokenizer, metadata, extra_files=extra)
         self.last_saved_step = self.step
         return out
+
+
+def recover_run_folder(run_dir: Path) -> list[str]:
+    """Complete a save cut short in ``run_dir`` and remove scratch of killed saves; the names removed."""
+    from transformer_spec.checkpoint import recover_folder
+
+    removed = recover_folder(run_dir)
+    for name in LEGACY_SCRATCH_FILES:
+        if (run_dir / name).is_file():
+            (run_dir / name).unlink()
+            removed.append(name)
+    return removed
+
+
+def existing_run_step(run_dir: Path) -> int | str | None:
+    """The step of the training run saved in ``run_dir`` ("?" if its state is unreadable), or None if there is none."""
+    from transformer_spec.checkpoint import COMMIT_DIR
+
+    if not ((run_dir / STATE_FILE).is_file() or (run_dir / COMMIT_DIR / STATE_FILE).is_file()):
+        return None
+    try:
+        return _read_state(run_dir)["step"]
+    except TrainingError:
+        return "?"  # a run is there even if its state cannot be read (or its last save is still being moved into place)
 
 
 def _read_state(run_dir: Path) -> dict[str, Any]:
@@ -500,24 +538,43 @@ def _read_moments(path: Path, params) -> tuple[dict[str, np.ndarray], dict[str, 
     return m, v
 
 
-class _sigint_requests_stop:
-    """While active (main thread only), the first Ctrl-C asks the trainer to stop after its step; the second interrupts."""
+class _signals_request_stop:
+    """While active (main thread only), SIGINT or SIGTERM asks the trainer to stop after its step and save.
+
+    A second signal ends the process at once with exit status 130 and one line: no traceback from whatever
+    library code it lands in (or from interpreter clean-up at exit). The atomic saves make this safe: the folder
+    keeps its last complete checkpoint even if the save in progress is abandoned.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
-        self.previous = None
+        self.previous: dict[int, Any] = {}
 
     def _handler(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
         if self.trainer._stop_requested:
-            raise KeyboardInterrupt
-        self.trainer.request_stop()
-        print("\nCtrl-C: finishing this step and saving a checkpoint (press again to stop at once)", file=sys.stderr, flush=True)
+            kept = f"; the last complete checkpoint in {self.trainer.out_dir} is kept" if self.trainer.out_dir else ""
+            try:
+                sys.stdout.flush()
+                sys.stderr.write(f"\n{name} again: stopped at once, without saving{kept}\n")
+                sys.stderr.flush()
+            finally:
+                os._exit(SIGNAL_EXIT_STATUS["SIGINT"])
+        self.trainer.request_stop(name)
+        what = "Ctrl-C" if name == "SIGINT" else name
+        print(
+            f"\n{what}: finishing this step and saving a checkpoint (send it again to stop at once)", file=sys.stderr, flush=True
+        )
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            for name in self.SIGNALS:
+                number = getattr(signal, name)
+                self.previous[number] = signal.signal(number, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for number, previous in self.previous.items():
+            signal.signal(number, previous)
