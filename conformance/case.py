@@ -88,10 +88,16 @@ class Case:
     backend: Any
     dtype: str
     draw_fn: Any  # hypothesis data.draw
+    forced: dict[str, Any] = field(default_factory=dict)  # draw name -> value: a covering-set row fixes these draws
+    free_configs: bool = False  # draw model configs freely instead of from the covering pool (the thorough profile)
     inputs: dict[str, Any] = field(default_factory=dict)  # name -> value drawn (NumPy arrays, ints, configs, ...)
     setup: list[str] = field(default_factory=list)  # repro lines that build the inputs
     calls: list[str] = field(default_factory=list)  # repro lines that call the backend
+    draws: list[str] = field(default_factory=list)  # the repro's variable of each draw, in order (the replay feeds them back)
+    signatures: set[tuple] = field(default_factory=set)  # distinct (method, argument shapes/dtypes/statics) called
     _names: dict[int, str] = field(default_factory=dict)  # id(native array) -> its name in the repro
+    _vars: dict[int, str] = field(default_factory=dict)  # id(drawn value) -> its variable in the repro
+    _kept: list[Any] = field(default_factory=list)  # the drawn values, kept alive so their ids stay theirs
     _counter: int = 0
 
     @property
@@ -100,37 +106,55 @@ class Case:
 
     # ------------------------------------------------------------ inputs
     def draw(self, strategy: Any, name: str) -> Any:
-        """Draw a value from a Hypothesis strategy and remember it as input ``name``."""
-        value = self.draw_fn(strategy, label=name)
+        """Draw a value from a Hypothesis strategy (or take the covering row's value) and remember it as input ``name``."""
+        value = self.forced[name] if name in self.forced else self.draw_fn(strategy, label=name)
         self.inputs[name] = value
-        if isinstance(value, np.ndarray):
-            self.setup.append(f"{name} = {array_literal(value)}")
-        elif not callable(value):
-            self.setup.append(f"{name} = {value!r}")
+        if callable(value) and not isinstance(value, type):
+            return value
+        var = self._fresh(name)
+        self.setup.append(f"{var} = {array_literal(value) if isinstance(value, np.ndarray) else _literal(value)}")
+        self.draws.append(var)
+        self._vars[id(value)] = var
+        self._kept.append(value)
         return value
+
+    def _fresh(self, name: str) -> str:
+        """``name``, or ``name_2``, ``name_3``, ... when a variable of that name already exists in the repro."""
+        taken = {line.split(" = ", 1)[0] for line in self.setup}
+        if name not in taken:
+            return name
+        n = 2
+        while f"{name}_{n}" in taken:
+            n += 1
+        return f"{name}_{n}"
 
     def note(self, name: str, value: Any) -> Any:
         """Remember a value derived from the draws (targets, a moved u, ...) as input ``name``."""
         self.inputs[name] = value
-        self.setup.append(f"{name} = {array_literal(value) if isinstance(value, np.ndarray) else repr(value)}")
+        var = self._fresh(name)
+        self.setup.append(f"{var} = {array_literal(value) if isinstance(value, np.ndarray) else _literal(value)}")
+        self._vars[id(value)] = var
+        self._kept.append(value)
         return value
 
     def array(self, name: str, value: np.ndarray, dtype: str | None = None) -> Any:
         """``value`` as a native array of ``dtype`` (default: the case's float dtype for floats)."""
+        source = self._vars.get(id(value))
         value = np.asarray(value)
         if dtype is None:
             dtype = self.dtype if value.dtype.kind == "f" else _numpy_dtype_name(value)
         native = self.backend.asarray(value, dtype)
-        source = name if self.inputs.get(name) is value else array_literal(value)
-        self.setup.append(f"{name}_ = be.asarray({source}, {dtype!r})")
-        self._names[id(native)] = name + "_"
+        var = self._fresh(name + "_")
+        self.setup.append(f"{var} = be.asarray({source or array_literal(value)}, {dtype!r})")
+        self._names[id(native)] = var
         return native
 
     def params(self, name: str, values: dict[str, np.ndarray], recipe: str) -> dict[str, Any]:
         """A parameter dict converted to native arrays of the case's dtype; ``recipe`` is NumPy code that rebuilds ``values``."""
         native = {k: self.backend.asarray(v, self.dtype) for k, v in values.items()}
-        self.setup.append(f"{name}_ = {{k: be.asarray(v, {self.dtype!r}) for k, v in ({recipe}).items()}}")
-        self._names[id(native)] = name + "_"
+        var = self._fresh(name + "_")
+        self.setup.append(f"{var} = {{k: be.asarray(v, {self.dtype!r}) for k, v in ({recipe}).items()}}")
+        self._names[id(native)] = var
         return native
 
     def rounded(self, value: np.ndarray) -> np.ndarray:
@@ -142,9 +166,12 @@ class Case:
         """Call ``backend.method(*args, **kwargs)``, remember the call, and return the raw (native) result."""
         return self.call_on(self.backend, method, *args, **kwargs)
 
-    def call_on(self, target: Any, method: str, /, *args: Any, **kwargs: Any) -> Any:
+    def call_on(self, target: Any, method: str, /, *args: Any, _may_raise: bool = False, **kwargs: Any) -> Any:
         """Like :meth:`call`, on ``target``: the backend, ``type(backend)``, or an object an earlier call
-        returned (a tokenizer's stream decoder, say), which the repro names by that call's result."""
+        returned (a tokenizer's stream decoder, say), which the repro names by that call's result.
+
+        ``_may_raise``: the call is expected to raise (an error check); the repro catches and prints the error
+        so that the lines after it still run."""
         if target is self.backend:
             target_name = "be"
         elif target is type(self.backend):
@@ -156,9 +183,23 @@ class Case:
         self._counter += 1
         result_name = f"out{self._counter}"
         rendered = [self._render(a) for a in args] + [f"{k}={self._render(v)}" for k, v in kwargs.items()]
-        self.calls.append(f"{result_name} = {target_name}.{method}({', '.join(rendered)})")
+        line = f"{result_name} = {target_name}.{method}({', '.join(rendered)})"
+        if _may_raise:
+            line = (
+                f"try:\n    {line}\n    print({method!r}, 'returned without an error')\n"
+                f"except Exception as error:\n    print({method!r}, 'raised', type(error).__name__, error)"
+            )
+        self.calls.append(line)
+        if target is self.backend:
+            self.signatures.add((method, _signature(args), _signature(tuple(sorted(kwargs.items())))))
         result = getattr(target, method)(*args, **kwargs)
         self._names[id(result)] = result_name
+        if isinstance(result, tuple):  # (logits, cache), (out, (keys, values)): later calls may pass a part back
+            for i, part in enumerate(result):
+                self._names.setdefault(id(part), f"{result_name}[{i}]")
+                if isinstance(part, tuple):
+                    for j, inner in enumerate(part):
+                        self._names.setdefault(id(inner), f"{result_name}[{i}][{j}]")
         return result
 
     def numpy(self, native: Any) -> np.ndarray:
@@ -205,7 +246,7 @@ class Case:
     def expect_error(self, exception: type[BaseException], must_mention: str, method: str, *args: Any, **kwargs: Any) -> None:
         """The call must raise ``exception`` whose message mentions ``must_mention`` (the argument's name)."""
         try:
-            self.call(method, *args, **kwargs)
+            self.call_on(self.backend, method, *args, _may_raise=True, **kwargs)
         except exception as error:
             self.require(
                 must_mention in str(error),
@@ -219,7 +260,8 @@ class Case:
         self.fail(f"{method} accepted invalid input without an error; expected {exception.__name__} naming {must_mention!r}")
 
     def repro(self, backend_spec: str, invariant_id: str, message: str, header: str | None = None) -> str:
-        """A self-contained script: NumPy, the backend, the shrunk inputs, the calls.
+        """A self-contained script: NumPy, the backend, the shrunk inputs, the calls, then the check itself
+        replayed on exactly these inputs (it exits 1 naming the invariant while the failure persists).
 
         ``header`` replaces the lines that bind ``be`` with ``load_backend(backend_spec)``
         (a tokenizer, for instance, is loaded another way)."""
@@ -237,13 +279,50 @@ class Case:
             lines.append("from transformer_spec.spec.model import init_parameters")
         if any("transformer_spec.conformance.strategies" in line for line in self.setup):
             lines.append("import transformer_spec.conformance.strategies")
+        if any("transformer_spec.conformance.components" in line for line in self.setup):
+            lines.append("import transformer_spec.conformance.components")
         lines.append(header if header is not None else f"be = load_backend({backend_spec!r})")
         lines += self.setup + self.calls
-        shown = [c.split(" = ", 1)[0] for c in self.calls if " = " in c]
+        shown = [c.split(" = ", 1)[0] for c in self.calls if " = " in c and not c.startswith("try:")]
         if shown:
             lines.append(f"print({shown[-1]})")
         lines.append(f"# {invariant_id}: {message.splitlines()[0][:200]}")
+        lines.append("# The check itself, on these inputs (exits 1 and names the invariant while it fails):")
+        lines.append("from transformer_spec.conformance.replay import replay")
+        lines.append(f"replay(be, {invariant_id!r}, {self.dtype!r}, [{', '.join(self.draws)}])")
         return "\n".join(lines)
+
+
+def _literal(value: Any) -> str:
+    """Python source for a drawn value: NumPy scalars as plain Python numbers, so the repro needs no NumPy repr."""
+    if isinstance(value, np.generic):
+        return repr(value.item())
+    if isinstance(value, (tuple, list)) and any(isinstance(v, np.generic) for v in value):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
+    return repr(value)
+
+
+def _signature(value: Any) -> Any:
+    """What a compiled backend specialises on: shapes and dtypes of arrays, the values of static arguments
+    (configs, flags, ints, strings); a float counts as a traced value, not a new program."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return ("array", tuple(int(n) for n in value.shape), str(value.dtype))
+    if isinstance(value, dict):
+        return tuple(sorted((str(k), _signature(v)) for k, v in value.items()))
+    if isinstance(value, (tuple, list)):
+        return tuple(_signature(v) for v in value)
+    if isinstance(value, float) and not isinstance(value, bool):
+        return "float"
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if hasattr(value, "length"):  # a KV cache: its length and the shapes it holds
+        return ("cache", type(value).__name__, int(value.length))
+    try:
+        hash(value)
+        return value
+    except TypeError:
+        return type(value).__name__
 
 
 def _numpy_dtype_name(value: np.ndarray) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -50,58 +51,129 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=None, help="Hypothesis seed (printed with every run, so a failure can be rerun)"
     )
     parser.add_argument("--quiet", action="store_true", help="print only the table, not each failure's details")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="a check (one invariant, one dtype) still running after this long fails as timed out and the run stops "
+        "(default 600: generous, for a kernel that never returns)",
+    )
 
 
 def run_from_args(args: argparse.Namespace, out=sys.stdout, load_tokenizer: Callable[[str], Any] | None = None) -> int:
     """Run the suite as the parsed arguments say; return the exit status (0 only when nothing failed).
 
+    Exit 2, with one line on stderr naming what was wrong and what exists, for input that would check
+    nothing: an unknown or unsupported dtype, no dtype, a ``-k`` that is malformed or selects nothing,
+    an unreadable xfails file, an unknown profile.
+
     ``load_tokenizer`` reads a tokenizer folder for ``--tokenizer PATH`` (``tspec conformance``
     passes the application's loader; ``module:attribute`` needs none).
     """
-    from .runner import parse_xfails, render_table, run
+    from .runner import DEFAULT_TIMEOUT, Report, checked_dtypes, render_header, render_table, run, selected_checks
+    from .runner import _seed_or_random as seed_or_random
+    from .runner import _spec_of as spec_of
 
+    try:
+        profile = args.profile or default_profile()
+    except ValueError as error:
+        return _error(str(error))
+    timeout = DEFAULT_TIMEOUT if getattr(args, "timeout", None) is None else args.timeout
+    if not timeout > 0:
+        return _error(f"--timeout {args.timeout:g}: expected a positive number of seconds")
     if getattr(args, "tokenizer", None) is not None:
         return _run_tokenizer_from_args(args, out, load_tokenizer)
     from transformer_spec.backends import available_backends, load_backend
 
+    from .registry import load_all_checks
+
     names = available_backends() if args.backend == "all" else [args.backend]
-    xfails = set()
-    if args.xfails:
-        try:
-            xfails = parse_xfails(args.xfails)
-        except OSError as error:
-            print(f"error: cannot read --xfails file {args.xfails!r}: {error.strerror}", file=sys.stderr)
-            return 2
+    xfails = _read_xfails(args)
+    if xfails is None:
+        return 2
+    problem = _unwritable(args.report)
+    if problem:
+        return _error(problem)
+    try:
+        selected_checks(load_all_checks(), args.keyword)  # a malformed -k, or one that selects nothing, is an error
+    except ValueError as error:
+        return _error(str(error))
     reports = []
     for name in names:
         try:
             backend = load_backend(name)
         except SpecError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        dtypes = tuple(backend.dtypes) if args.dtype == "all" else tuple(d.strip() for d in args.dtype.split(",") if d.strip())
+            return _error(str(error))
+        requested = tuple(backend.dtypes) if args.dtype.strip() == "all" else tuple(d.strip() for d in args.dtype.split(","))
+        try:
+            dtypes = checked_dtypes(tuple(d for d in requested if d), backend)
+        except ValueError as error:
+            return _error(str(error))
+        seed = seed_or_random(args.seed)
+        target = name if name is not None else backend
+        preview = Report(
+            backend=target if isinstance(target, str) else spec_of(target),
+            backend_class=f"{type(backend).__module__}.{type(backend).__qualname__}",
+            dtypes=dtypes,
+            profile=profile,
+            seed=seed,
+        )
+        print(render_header(preview), file=out, flush=True)  # before the first check: a hang still shows what ran
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # unknown xfail ids are reported in the table instead
                 report = run(
-                    name if name is not None else backend,
+                    target,
                     dtypes=dtypes,
-                    profile=args.profile or default_profile(),
+                    profile=profile,
                     keyword=args.keyword,
                     xfails=xfails,
-                    seed=args.seed,
+                    seed=seed,
+                    timeout=timeout,
                 )
         except (NotImplementedError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        print(render_table(report, show_failures=not args.quiet), file=out)
+            return _error(str(error))
         print(file=out)
+        print(render_table(report, show_failures=not args.quiet, header=False), file=out)
+        print(file=out, flush=True)
         reports.append(report)
+        if report.aborted:
+            break
     if args.report:
         payload = [json.loads(r.to_json()) for r in reports]
-        Path(args.report).write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
+        try:
+            Path(args.report).write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
+        except OSError as error:
+            return _error(f"cannot write --report {args.report!r}: {error.strerror or error}")
         print(f"report written to {args.report}", file=out)
+    if any(r.aborted for r in reports):
+        # A check is still running in a thread that cannot be stopped: leave without waiting for it.
+        out.flush()
+        sys.stderr.flush()
+        os._exit(1)
     return 0 if all(r.ok for r in reports) else 1
+
+
+def _unwritable(path: str | None) -> str:
+    """Why ``--report PATH`` could not be written (checked before any work), or ""."""
+    if not path:
+        return ""
+    target = Path(path)
+    if target.is_dir():
+        return f"--report {path!r} is a directory; expected a file name such as report.json"
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        return f"--report {path!r}: folder {str(folder)!r} does not exist"
+    if not os.access(folder, os.W_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        return f"--report {path!r} is not writable"
+    return ""
+
+
+def _error(message: str) -> int:
+    """One line on stderr, exit status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 def _read_xfails(args: argparse.Namespace) -> set[str] | None:
@@ -112,7 +184,10 @@ def _read_xfails(args: argparse.Namespace) -> set[str] | None:
     try:
         return parse_xfails(args.xfails)
     except OSError as error:
-        print(f"error: cannot read --xfails file {args.xfails!r}: {error.strerror}", file=sys.stderr)
+        print(f"error: cannot read --xfails file {args.xfails!r}: {error.strerror or error}", file=sys.stderr)
+        return None
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return None
 
 

@@ -112,16 +112,19 @@ def multihead_attention(
     start: int = 0,
     past: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """One head at a time: head h uses columns h*Dh .. (h+1)*Dh of Q, K and V."""
-    D, Dh = config.d_model, config.head_dim
+    """One head at a time: query head h uses columns h*Dh .. (h+1)*Dh of Q; with Hkv key/value heads
+    (grouped-query attention) it shares K and V head h // (H / Hkv)."""
+    D, Dh, H = config.d_model, config.head_dim, config.n_heads
+    Hkv = getattr(config, "n_kv_heads", None) or H
     qkv = linear(x, params[prefix + "qkv.weight"], params.get(prefix + "qkv.bias"))
-    q_all, k_all, v_all = qkv[..., :D], qkv[..., D : 2 * D], qkv[..., 2 * D :]
+    q_all, k_all, v_all = qkv[..., :D], qkv[..., D : D + Hkv * Dh], qkv[..., D + Hkv * Dh :]
     L = x.shape[-2]
     positions = np.arange(start, start + L)
     heads = []
-    for h in range(config.n_heads):
-        cols = slice(h * Dh, (h + 1) * Dh)
-        q, k, v = q_all[..., cols], k_all[..., cols], v_all[..., cols]
+    for h in range(H):
+        g = h // (H // Hkv)  # the key/value head this query head reads
+        q = q_all[..., h * Dh : (h + 1) * Dh]
+        k, v = k_all[..., g * Dh : (g + 1) * Dh], v_all[..., g * Dh : (g + 1) * Dh]
         if config.positional == "rotary":
             q, k = rotary(q, positions, config.rope_base), rotary(k, positions, config.rope_base)
         heads.append(attention(q, k, v, causal=True)[0])

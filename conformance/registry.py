@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from transformer_spec import spec
 
@@ -31,6 +32,9 @@ class Check:
     dtypes: str  # FLOAT or ANY
     examples_factor: float  # multiplies the profile's example count (expensive composites < 1)
     subject: str = BACKEND  # BACKEND or TOKENIZER: what ``case.backend`` is
+    # The covering set: rows of draw name -> value that every profile runs first, on a fixed seed
+    # (see :func:`transformer_spec.conformance.strategies.pairwise`); None: Hypothesis only.
+    cover: Callable[[], list[dict[str, Any]]] | None = None
 
     @property
     def component(self) -> str:
@@ -45,9 +49,16 @@ CHECKS: dict[str, Check] = {}
 
 
 def check(
-    invariant_id: str, dtypes: str = FLOAT, examples_factor: float = 1.0, subject: str = BACKEND
+    invariant_id: str,
+    dtypes: str = FLOAT,
+    examples_factor: float = 1.0,
+    subject: str = BACKEND,
+    cover: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Register ``fn`` as the check of ``invariant_id`` (which a spec module must declare)."""
+    """Register ``fn`` as the check of ``invariant_id`` (which a spec module must declare).
+
+    ``cover`` returns the check's covering set: each row fixes some of the check's draws (by name),
+    and the runner runs every row before Hypothesis explores."""
     if subject not in SUBJECTS:
         raise ValueError(f"check {invariant_id!r}: subject={subject!r}; expected one of {', '.join(SUBJECTS)}")
 
@@ -56,7 +67,7 @@ def check(
             raise KeyError(f"check {fn.__name__}: invariant {invariant_id!r} is not declared in any spec module")
         if invariant_id in CHECKS:
             raise KeyError(f"invariant {invariant_id!r} already has a check ({CHECKS[invariant_id].fn.__qualname__})")
-        CHECKS[invariant_id] = Check(invariant_id, fn, dtypes, examples_factor, subject)
+        CHECKS[invariant_id] = Check(invariant_id, fn, dtypes, examples_factor, subject, cover)
         return fn
 
     return register

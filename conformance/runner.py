@@ -13,10 +13,14 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import queue
 import re
+import sys
+import threading
 import time
 import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from hypothesis.errors import Flaky
 
 from transformer_spec import spec
 from transformer_spec.backends import Backend, load_backend, missing_kernels
+from transformer_spec.spec.dtypes import FLOAT_DTYPES
 
 from .case import Case, Comparison, InvariantViolation
 from .profiles import PROFILE_ENV, PROFILES, default_profile  # noqa: F401  (re-exported)
@@ -53,6 +58,8 @@ class Result:
     inputs: dict[str, str] = field(default_factory=dict)
     comparison: dict[str, Any] | None = None
     repro: str = ""
+    examples: int = 0  # examples run: the covering rows, then Hypothesis's
+    covering_rows: int = 0  # rows of the covering set run before Hypothesis
 
     @property
     def bad(self) -> bool:
@@ -69,10 +76,12 @@ class Report:
     results: list[Result] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     subject: str = BACKEND  # BACKEND, or TOKENIZER: then ``backend`` names the tokenizer and ``dtypes`` is empty
+    signatures: int = 0  # distinct (method, shapes, dtypes, static arguments) called: what a compiled backend compiles
+    aborted: str = ""  # why the run stopped before every check ran (a check that never returned)
 
     @property
     def ok(self) -> bool:
-        return not any(r.bad for r in self.results)
+        return not self.aborted and not any(r.bad for r in self.results)
 
     def failed_ids(self) -> set[str]:
         return {r.id for r in self.results if r.bad}
@@ -82,9 +91,17 @@ class Report:
 
 
 def parse_xfails(path: str | os.PathLike[str]) -> set[str]:
-    """Invariant ids, one per line; ``#`` starts a comment."""
+    """Invariant ids, one per line; ``#`` starts a comment. A file that is not UTF-8 text is a ValueError."""
     ids = set()
-    for line in Path(path).read_text().splitlines():
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"--xfails file {str(path)!r} is not UTF-8 text; expected invariant ids, one per line ('#' starts a comment)"
+        ) from None
+    if "\x00" in text:
+        raise ValueError(f"--xfails file {str(path)!r} is binary; expected invariant ids, one per line ('#' starts a comment)")
+    for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             ids.add(line)
@@ -92,10 +109,19 @@ def parse_xfails(path: str | os.PathLike[str]) -> set[str]:
 
 
 def keyword_matcher(expression: str | None):
-    """A predicate over invariant ids for a ``-k`` expression: words match substrings, with and/or/not/parentheses."""
-    if not expression:
+    """A predicate over invariant ids for a ``-k`` expression: words match substrings, with and/or/not/parentheses.
+
+    A malformed expression (two words in a row, an unbalanced parenthesis, a dangling operator) is a
+    ValueError that says where it went wrong."""
+    if not expression or not expression.strip():
         return lambda _id: True
     tokens = re.findall(r"\(|\)|[^\s()]+", expression)
+    problem = _keyword_problem(tokens)
+    if problem:
+        raise ValueError(
+            f"-k {expression!r} is not a valid expression ({problem}); expected words joined by and/or/not and parentheses, "
+            "e.g. 'softmax and not log'"
+        )
     python = []
     for token in tokens:
         if token in ("and", "or", "not", "(", ")"):
@@ -110,6 +136,35 @@ def keyword_matcher(expression: str | None):
             f"-k {expression!r} is not a valid expression; expected words joined by and/or/not and parentheses"
         ) from None
     return lambda id_: bool(eval(compiled, {"__builtins__": {}}, {"id_": id_}))
+
+
+def _keyword_problem(tokens: list[str]) -> str:
+    """Why ``tokens`` do not form ``expr := term (('and'|'or') term)*; term := 'not' term | '(' expr ')' | word``; "" if they do."""
+    depth, expect_operand = 0, True
+    previous = "the start"
+    for token in tokens:
+        if expect_operand:
+            if token in ("and", "or", ")"):
+                return f"{token!r} after {previous}"
+            if token == "(":
+                depth += 1
+            elif token != "not":
+                expect_operand = False
+        else:
+            if token == ")":
+                depth -= 1
+                if depth < 0:
+                    return "a ')' without its '('"
+            elif token in ("and", "or"):
+                expect_operand = True
+            else:
+                return f"{token!r} after {previous}: missing 'and' or 'or'"
+        previous = repr(token)
+    if depth:
+        return "a '(' without its ')'"
+    if expect_operand:
+        return f"nothing after {previous}"
+    return ""
 
 
 def check_signature(backend: Backend) -> list[str]:
@@ -129,6 +184,80 @@ def _seed_or_random(seed: int | None) -> int:
     return int.from_bytes(os.urandom(4), "little") if seed is None else seed
 
 
+DEFAULT_TIMEOUT = 600.0  # seconds one invariant (all its examples, one dtype) may take before it counts as hung
+JAX_CACHE_ENV = "TSPEC_JAX_CACHE_DIR"  # where compiled JAX programs are kept between runs; set it empty to turn that off
+
+
+def checked_dtypes(dtypes: tuple[str, ...] | list[str], backend: Backend) -> tuple[str, ...]:
+    """``dtypes`` if every one is a float dtype ``backend`` computes in; else a ValueError that lists what exists."""
+    dtypes = tuple(dtypes)
+    supported = tuple(getattr(backend, "dtypes", ()))
+    if not dtypes:
+        raise ValueError(f"no dtype given; backend {backend.name!r} supports {', '.join(supported)} (or pass 'all')")
+    unknown = [d for d in dtypes if d not in FLOAT_DTYPES]
+    if unknown:
+        raise ValueError(
+            f"unknown dtype {', '.join(map(repr, unknown))}; expected float dtypes among {', '.join(FLOAT_DTYPES)} "
+            f"(backend {backend.name!r} supports {', '.join(supported)}), or 'all'"
+        )
+    unsupported = [d for d in dtypes if d not in supported]
+    if unsupported:
+        raise ValueError(
+            f"backend {backend.name!r} does not support {', '.join(unsupported)}; it supports {', '.join(supported)}"
+        )
+    return tuple(dict.fromkeys(dtypes))
+
+
+def selected_checks(
+    checks: dict[str, Check], keyword: str | None, components: tuple[str, ...] | None = None, subject: str = BACKEND
+) -> list[Check]:
+    """The checks of ``subject`` that ``keyword`` (a -k expression) and ``components`` select; a ValueError
+    listing the components when none is selected, so an empty run is never reported as a pass."""
+    matches = keyword_matcher(keyword)
+    chosen = [
+        c for c in checks.values() if c.subject == subject and (not components or c.component in components) and matches(c.id)
+    ]
+    if not chosen:
+        names = sorted({c.component for c in checks.values() if c.subject == subject})
+        what = f"-k {keyword!r}" if keyword else "the selection"
+        if components:
+            what += f" in component(s) {', '.join(components)}"
+        raise ValueError(
+            f"{what} selects no invariant; ids are component.name (e.g. softmax.sums_to_one), components: {', '.join(names)}"
+        )
+    return chosen
+
+
+def enable_jax_cache(backend: Any) -> str | None:
+    """Turn on JAX's persistent compilation cache when the backend under test offers it (or JAX is loaded).
+
+    The folder is ``$TSPEC_JAX_CACHE_DIR``, default ``~/.cache/transformer-spec/jax``; an empty
+    ``TSPEC_JAX_CACHE_DIR=`` turns it off. Asked by capability, never by backend name."""
+    directory = os.environ.get(JAX_CACHE_ENV)
+    if directory is None:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        directory = os.path.join(base, "transformer-spec", "jax")
+    if not directory:
+        return None
+    enable = getattr(backend, "enable_persistent_cache", None)
+    if enable is None:
+        module = sys.modules.get(type(backend).__module__)
+        enable = getattr(module, "enable_persistent_cache", None)
+    try:
+        if callable(enable):
+            return enable(directory)
+        if "jax" in sys.modules:
+            jax = sys.modules["jax"]
+            os.makedirs(directory, exist_ok=True)
+            jax.config.update("jax_compilation_cache_dir", directory)
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+            return directory
+    except (OSError, AttributeError, ValueError) as error:  # an unwritable cache folder only costs time
+        warnings.warn(f"JAX compilation cache not enabled in {directory!r}: {error}", stacklevel=2)
+    return None
+
+
 def run(
     backend: str | Backend | type[Backend] = "numpy",
     dtypes: tuple[str, ...] = ("float32",),
@@ -138,8 +267,13 @@ def run(
     seed: int | None = None,
     components: tuple[str, ...] | None = None,
     progress: Any = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
 ) -> Report:
-    """Run every selected check against ``backend`` and return the report."""
+    """Run every selected check against ``backend`` and return the report.
+
+    An unknown or unsupported dtype, no dtype, or a selection of no check is a ValueError (never a pass).
+    A check that runs longer than ``timeout`` seconds fails as timed out, and the run stops there
+    (``report.aborted`` says why): a kernel that never returns cannot be interrupted, only reported."""
     profile = _checked_profile(profile)
     backend_spec = backend if isinstance(backend, str) else _spec_of(backend)
     instance = load_backend(backend)
@@ -149,8 +283,11 @@ def run(
             f"backend {instance.name!r} ({type(instance).__name__}) is missing kernels: {', '.join(missing)}; "
             "implement them (see transformer_spec.backends.base.KERNELS) before running the suite"
         )
-    seed = _seed_or_random(seed)
+    dtypes = checked_dtypes(dtypes, instance)
     checks = load_all_checks()
+    chosen = selected_checks(checks, keyword, components)
+    seed = _seed_or_random(seed)
+    enable_jax_cache(instance)
     report = Report(
         backend=backend_spec,
         backend_class=f"{type(instance).__module__}.{type(instance).__qualname__}",
@@ -164,21 +301,22 @@ def run(
         message = f"xfails name ids that match no invariant: {', '.join(unknown_xfails)}"
         report.warnings.append(message)
         warnings.warn(message, stacklevel=2)
-    matches = keyword_matcher(keyword)
-    for check in checks.values():
-        if check.subject != BACKEND:  # the tokenizer checks run in run_tokenizer
-            continue
-        if components and check.component not in components:
-            continue
-        if not matches(check.id):
-            continue
+    signatures: set[tuple] = set()
+    for check in chosen:
         for dtype in dtypes[:1] if check.dtypes == ANY else dtypes:
-            result = run_check(check, instance, dtype, profile, seed, backend_spec)
+            result = run_check(check, instance, dtype, profile, seed, backend_spec, signatures=signatures, timeout=timeout)
             if check.id in xfails:
                 result.status = {"failed": "xfailed", "error": "xfailed", "passed": "xpassed"}.get(result.status, result.status)
             report.results.append(result)
             if progress:
                 progress(result)
+            if result.status == TIMED_OUT_STATUS:
+                result.status = "failed"
+                report.aborted = f"{check.id} [{dtype}] did not return within {timeout:g} s; the remaining checks did not run"
+                break
+        if report.aborted:
+            break
+    report.signatures = len(signatures)
     return report
 
 
@@ -187,41 +325,128 @@ def _spec_of(backend: Any) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+TIMED_OUT_STATUS = "timed out"  # internal: run() turns it into "failed" and stops
+
+
+class _Worker:
+    """One long-lived thread that runs the checks, so that a check which never returns can be reported.
+
+    Always the same thread: libraries with per-thread state (autograd modes, default devices) see one thread."""
+
+    busy_forever = False  # set when a task never returned: the thread is lost, the next run starts another
+
+    def __init__(self) -> None:
+        self._tasks: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="conformance-check", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            fn, done, box = self._tasks.get()
+            try:
+                box["value"] = fn()
+            except BaseException as error:  # handed back to the caller, who re-raises it
+                box["error"] = error
+            done.set()
+
+    def call(self, fn: Callable[[], Any], timeout: float | None) -> tuple[bool, Any]:
+        """(finished, value): run ``fn`` on the worker; False when it has not returned after ``timeout`` seconds."""
+        done, box = threading.Event(), {}
+        self._tasks.put((fn, done, box))
+        if not done.wait(timeout):
+            return False, None
+        if "error" in box:
+            raise box["error"]
+        return True, box.get("value")
+
+
+_WORKER: _Worker | None = None
+
+
+def _worker() -> _Worker:
+    """The shared worker; a new one if the last one is stuck in a check that never returned."""
+    global _WORKER
+    if _WORKER is None or _WORKER.busy_forever:
+        _WORKER = _Worker()
+    return _WORKER
+
+
 def run_check(
-    check: Check, backend: Backend, dtype: str, profile: str, seed: int, backend_spec: str, repro_header: str | None = None
+    check: Check,
+    backend: Backend,
+    dtype: str,
+    profile: str,
+    seed: int,
+    backend_spec: str,
+    repro_header: str | None = None,
+    signatures: set[tuple] | None = None,
+    timeout: float | None = None,
 ) -> Result:
-    """Run one check for one dtype under Hypothesis; shrink any failure and describe it.
+    """Run one check for one dtype: its covering set first (fixed seeds), then Hypothesis; shrink any
+    failure and describe it.
 
     ``backend`` is the object the check talks to (a tokenizer for tokenizer checks,
-    whose ``dtype`` is ``""``); ``repro_header`` is the repro's code that binds it to ``be``.
-    """
+    whose ``dtype`` is ``""``); ``repro_header`` is the repro's code that binds it to ``be``;
+    ``signatures`` collects the distinct calls made. With ``timeout``, a check still running after that
+    many seconds gets the status ``TIMED_OUT_STATUS`` (its thread is abandoned)."""
     start = time.perf_counter()
     base = Result(id=check.id, component=check.component, dtype=dtype, status="passed", seconds=0.0, statement=check.statement)
     if check.subject == BACKEND and dtype not in backend.dtypes:
         base.status, base.message = "skipped", f"backend {backend.name!r} does not support {dtype}"
         return base
     last: dict[str, Case] = {}
+    collected: set[tuple] = set() if signatures is None else signatures
+    counter = {"examples": 0}
 
-    def body(data: Any) -> None:
-        case = Case(backend, dtype, data.draw)
-        last["case"] = case
-        check.fn(case)
+    def make_test(forced: dict[str, Any], examples: int, test_seed: int):
+        def body(data: Any) -> None:
+            case = Case(backend, dtype, data.draw, forced=forced, free_configs=profile == "thorough")
+            last["case"] = case
+            counter["examples"] += 1
+            try:
+                check.fn(case)
+            finally:
+                collected.update(case.signatures)
 
-    test = given(st.data())(body)
-    test = settings(
-        max_examples=max(1, int(PROFILES[profile] * check.examples_factor)),
-        deadline=None,
-        database=None,
-        derandomize=False,
-        report_multiple_bugs=False,
-        suppress_health_check=list(HealthCheck),
-        verbosity=Verbosity.quiet,
-        phases=(Phase.explicit, Phase.generate, Phase.shrink),
-        print_blob=False,
-    )(test)
-    test = hypothesis.seed(seed)(test)
+        test = given(st.data())(body)
+        test = settings(
+            max_examples=examples,
+            deadline=None,
+            database=None,
+            derandomize=False,
+            report_multiple_bugs=False,
+            suppress_health_check=list(HealthCheck),
+            verbosity=Verbosity.quiet,
+            phases=(Phase.explicit, Phase.generate, Phase.shrink),
+            print_blob=False,
+        )(test)
+        return hypothesis.seed(test_seed)(test)
+
+    rows = check.cover() if check.cover is not None else []
+    base.covering_rows = len(rows)
+
+    def run_all() -> None:
+        # The covering set: one example per row, on a seed that depends on the row only, so the guaranteed
+        # part of every profile is the same on every run; the row's values stay fixed while Hypothesis shrinks.
+        for index, row in enumerate(rows):
+            make_test(row, 1, index)()
+        make_test({}, max(1, int(PROFILES[profile] * check.examples_factor)), seed)()
+
     try:
-        test()
+        if timeout is None:
+            run_all()
+        else:
+            worker = _worker()
+            finished, _ = worker.call(run_all, timeout)
+            if not finished:
+                worker.busy_forever = True
+                base.status = TIMED_OUT_STATUS
+                base.message = (
+                    f"timed out: still running after {timeout:g} s (--timeout); a kernel did not return "
+                    f"(last call: {last['case'].calls[-1] if last.get('case') and last['case'].calls else 'none yet'})"
+                )
+                base.seconds = time.perf_counter() - start
+                return base
     except SkipCheck as skip:
         base.status, base.message = "skipped", str(skip)
     except InvariantViolation as violation:
@@ -239,6 +464,7 @@ def run_check(
     except Exception as error:  # the backend crashed: that fails the invariant too
         tail = "".join(traceback.format_exception_only(type(error), error)).strip()
         _describe_failure(base, "error", f"raised {tail}", {}, last.get("case"), backend_spec, repro_header)
+    base.examples = counter["examples"]
     base.seconds = time.perf_counter() - start
     return base
 
@@ -271,20 +497,27 @@ def _short(value: Any) -> str:
     return repr(value)
 
 
-def render_table(report: Report, show_failures: bool = True) -> str:
-    """The per-component verdict table, then each failure with its counterexample and repro."""
+def render_header(report: Report) -> str:
+    """The lines that say what is being checked: printed before the first check runs."""
     if report.subject == TOKENIZER:
-        lines = [
-            f"transformer-spec conformance: tokenizer {report.backend} ({report.backend_class})",
-            f"profile {report.profile} · seed {report.seed}",
-            "",
-        ]
-    else:
-        lines = [
+        return "\n".join(
+            [
+                f"transformer-spec conformance: tokenizer {report.backend} ({report.backend_class})",
+                f"profile {report.profile} · seed {report.seed}",
+            ]
+        )
+    return "\n".join(
+        [
             f"transformer-spec conformance: backend {report.backend} ({report.backend_class})",
             f"dtypes {', '.join(report.dtypes)} · profile {report.profile} · seed {report.seed}",
-            "",
         ]
+    )
+
+
+def render_table(report: Report, show_failures: bool = True, header: bool = True) -> str:
+    """The per-component verdict table, then each failure with its counterexample and repro
+    (``header=False``: without the header lines, when they were printed before the run)."""
+    lines = [render_header(report), ""] if header else []
     header = f"{'component':<22}{'passed':>8}{'failed':>8}{'skipped':>9}{'xfailed':>9}{'time':>9}"
     lines += [header, "-" * len(header)]
     order = [c.name for c in spec.COMPONENTS]
@@ -304,6 +537,13 @@ def render_table(report: Report, show_failures: bool = True) -> str:
         lines.append(f"{component:<22}{counts[0]:>8}{counts[1]:>8}{counts[2]:>9}{counts[3]:>9}{counts[4]:>8.1f}s  {mark}")
     lines.append("-" * len(header))
     lines.append(f"{'total':<22}{totals[0]:>8}{totals[1]:>8}{totals[2]:>9}{totals[3]:>9}{totals[4]:>8.1f}s")
+    if report.subject == BACKEND:
+        examples = sum(r.examples for r in report.results)
+        rows = sum(r.covering_rows for r in report.results)
+        lines.append(
+            f"{examples} examples ({rows} from covering sets) over {report.signatures} distinct call signatures "
+            "(method, shapes, dtypes, static arguments)"
+        )
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
     xpassed = [r for r in report.results if r.status == "xpassed"]
@@ -314,6 +554,8 @@ def render_table(report: Report, show_failures: bool = True) -> str:
             if r.bad:
                 lines += ["", render_failure(r, report)]
     lines.append("")
+    if report.aborted:
+        lines.append(f"ABORTED: {report.aborted}")
     lines.append("PASSED: every invariant holds" if report.ok else f"FAILED: {len(report.failed_ids())} invariant(s) violated")
     return "\n".join(lines)
 
@@ -425,10 +667,7 @@ def run_tokenizer(
         report.warnings.append(message)
         warnings.warn(message, stacklevel=2)
     header = repro_header if repro_header is not None else tokenizer_repro_header(tokenizer_spec)
-    matches = keyword_matcher(keyword)
-    for check in checks.values():
-        if not matches(check.id):
-            continue
+    for check in selected_checks(checks, keyword, subject=TOKENIZER):
         result = run_check(check, tokenizer, "", profile, seed, tokenizer_spec, header)
         if check.id in xfails:
             result.status = {"failed": "xfailed", "error": "xfailed", "passed": "xpassed"}.get(result.status, result.status)

@@ -9,9 +9,14 @@ cheap to draw and shrinks toward small shapes and the plain regime.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import fields
+from typing import Any
+
 import numpy as np
 from hypothesis import strategies as st
 
+from transformer_spec.spec import config as spec_config
 from transformer_spec.spec.config import ModelConfig
 from transformer_spec.spec.model import init_parameters
 
@@ -89,24 +94,167 @@ def masks(draw: st.DrawFn, shape: tuple[int, ...]) -> np.ndarray:
     return mask
 
 
+# ---------------------------------------------------------------------- configurations
+#
+# Every ModelConfig field gets a few values (its *dimension*). Enumerated fields read their
+# choices from spec/config.py (``FIELD_CHOICES``), boolean fields take both values; numeric
+# fields take the small values below, which name a size bucket rather than copy a rule of the
+# spec. ``tests/test_strategies_meta.py`` fails when a field of ModelConfig has no dimension,
+# so a new field cannot go unvaried.
+
+SAME_AS_WIDTH = "d_model"  # vocab_size == d_model: a shape coincidence that hides a transposed weight
+SAME_AS_HEADS = "n_heads"  # n_kv_heads == n_heads, given explicitly
+HALF_THE_HEADS = "n_heads/2"  # n_kv_heads == n_heads // 2 (at least 1): groups of two; one shared head when n_heads is 2
+NUMERIC_CONFIG_VALUES: dict[str, tuple[Any, ...]] = {
+    "vocab_size": (7, 33, SAME_AS_WIDTH),
+    "context_length": (8, 16),  # 8 = the longest drawn sequence: the model runs at its very limit
+    "d_model": (2, 4, 8),  # the HEAD width Dh; d_model = n_heads * Dh (so heads always divide it)
+    "n_heads": (1, 2, 4),
+    "n_kv_heads": (None, HALF_THE_HEADS, SAME_AS_HEADS),  # grouped-query attention: None, groups of two, one per head
+    "n_layers": (1, 2),
+    "d_ff": (8, 16),
+    "norm_eps": (1e-5, 0.1),  # 0.1 is large enough that a norm which ignores eps is visibly wrong
+    "rope_base": (10000.0, 100.0),  # 100 turns angles fast enough that ignoring the base shows at 8 positions
+}
+
+
+def config_dimensions() -> dict[str, tuple[Any, ...]]:
+    """The values the suite gives each ModelConfig field, in field order (read from spec/ where it says)."""
+    dims: dict[str, tuple[Any, ...]] = {}
+    choices = getattr(spec_config, "FIELD_CHOICES", {})  # without the declaration, the meta-tests name the fields left out
+    for f in fields(ModelConfig):
+        if f.name in choices:
+            dims[f.name] = tuple(choices[f.name])
+        elif f.type in (bool, "bool"):
+            dims[f.name] = (False, True)
+        elif f.name in NUMERIC_CONFIG_VALUES:
+            dims[f.name] = NUMERIC_CONFIG_VALUES[f.name]
+    return dims
+
+
+def build_config(choice: dict[str, Any]) -> ModelConfig:
+    """The ModelConfig a row of field choices describes (see NUMERIC_CONFIG_VALUES for the size encodings)."""
+    values = dict(choice)
+    n_heads = values.get("n_heads", 1)
+    if "d_model" in values:
+        values["d_model"] = n_heads * values["d_model"]
+    if values.get("vocab_size") == SAME_AS_WIDTH:
+        values["vocab_size"] = values.get("d_model", ModelConfig().d_model)
+    if values.get("n_kv_heads") == SAME_AS_HEADS:
+        values["n_kv_heads"] = n_heads
+    elif values.get("n_kv_heads") == HALF_THE_HEADS:
+        values["n_kv_heads"] = max(1, n_heads // 2)
+    return ModelConfig(**values)
+
+
+def pairwise(dimensions: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """A covering array of strength two: rows in which every value of every dimension meets every value of
+    every other dimension at least once. Greedy (AETG-like) and deterministic, so the rows never depend on a seed.
+
+    Each new row starts from the first pair not yet covered, then gives each other dimension the value that
+    covers the most new pairs with the values already chosen (the lowest index on ties).
+    """
+    names = list(dimensions)
+    sizes = [len(dimensions[n]) for n in names]
+    if any(size == 0 for size in sizes):
+        raise ValueError(f"pairwise: dimension(s) without values: {[n for n, s in zip(names, sizes) if not s]}")
+    uncovered = {
+        (i, a, j, b)
+        for i in range(len(names))
+        for j in range(i + 1, len(names))
+        for a in range(sizes[i])
+        for b in range(sizes[j])
+    }
+    rows: list[list[int]] = []
+    if len(names) == 1:
+        rows = [[a] for a in range(sizes[0])]
+    while uncovered:
+        i, a, j, b = min(uncovered)
+        row: list[int | None] = [None] * len(names)
+        row[i], row[j] = a, b
+        for d in range(len(names)):
+            if row[d] is not None:
+                continue
+            gains = [
+                sum(
+                    ((min(d, e), v if d < e else row[e], max(d, e), row[e] if d < e else v) in uncovered)
+                    for e in range(len(names))
+                    if row[e] is not None
+                )
+                for v in range(sizes[d])
+            ]
+            row[d] = max(range(sizes[d]), key=lambda v: (gains[v], -v))
+        full = [int(v) for v in row]  # every dimension has a value now
+        uncovered -= {(d, full[d], e, full[e]) for d in range(len(names)) for e in range(d + 1, len(names))}
+        rows.append(full)
+    return [{name: dimensions[name][v] for name, v in zip(names, row)} for row in rows]
+
+
+# How a sequence is fed through the KV cache: one token at a time, a prompt then single tokens,
+# or two chunks whose second (cached) chunk is longer than one token.
+SPLITS = ("one_by_one", "prompt_then_tokens", "two_chunks")
+# What the model checks vary besides the config: batch 1 and > 1; one token, an odd length, the longest.
+MODEL_CALL_DIMENSIONS: dict[str, tuple[Any, ...]] = {"B": (1, 2), "L": (1, 5, 8), "split": SPLITS}
+
+
+@functools.cache
+def _model_rows() -> tuple[tuple[tuple[str, Any], ...], ...]:
+    config_names = set(config_dimensions())
+    rows = []
+    for row in pairwise({**config_dimensions(), **MODEL_CALL_DIMENSIONS}):
+        config = build_config({k: v for k, v in row.items() if k in config_names})
+        rows.append((("config", config),) + tuple((k, v) for k, v in row.items() if k not in config_names))
+    return tuple(rows)
+
+
+def model_cover() -> list[dict[str, Any]]:
+    """The covering set of the model checks: every pair of (config field value, batch, length, cache split)
+    meets in at least one row. Each row fixes the draws "config", "B", "L" and "split"."""
+    return [dict(row) for row in _model_rows()]
+
+
+@functools.cache
+def config_pool() -> tuple[ModelConfig, ...]:
+    """The configurations of the model covering set (every pair of field values in at least one).
+
+    The dev and ci profiles draw configs from this pool only, so a compiled backend meets a bounded
+    number of distinct configurations (and shapes); the thorough profile also draws free combinations.
+    """
+    return tuple(dict.fromkeys(dict(row)["config"] for row in _model_rows()))
+
+
+def covering(**dimensions: tuple[Any, ...]):
+    """A check's ``cover``: the pairwise covering array over ``dimensions`` (draw name -> values), computed once."""
+
+    @functools.cache
+    def rows() -> tuple[tuple[tuple[str, Any], ...], ...]:
+        return tuple(tuple(row.items()) for row in pairwise(dimensions))
+
+    def cover() -> list[dict[str, Any]]:
+        return [dict(row) for row in rows()]
+
+    cover.dimensions = dimensions  # type: ignore[attr-defined]  (read by the meta-tests)
+    return cover
+
+
+def draw_values(case: Any, shape: tuple[int, ...], regimes: tuple[str, ...], name: str) -> np.ndarray:
+    """Float64 values of ``shape`` for input ``name``: its regime and seed are separate draws
+    (``name_regime``, ``name_seed``), so a covering set can fix the regime."""
+    regime = case.draw(st.sampled_from(regimes), f"{name}_regime")
+    seed = case.draw(st.integers(0, 2**32 - 1), f"{name}_seed")
+    return case.note(name, make_values(shape, seed, regime, case.dtype))
+
+
 @st.composite
-def model_configs(draw: st.DrawFn, max_layers: int = 2) -> ModelConfig:
-    """Yields a small valid ModelConfig covering every positional scheme, norm and activation."""
-    n_heads = draw(st.sampled_from((1, 2, 4)))
-    head_dim = draw(st.sampled_from((2, 4, 8)))
-    return ModelConfig(
-        vocab_size=draw(st.sampled_from((7, 16, 33))),
-        context_length=16,
-        d_model=n_heads * head_dim,
-        n_heads=n_heads,
-        n_layers=draw(st.integers(1, max_layers)),
-        d_ff=draw(st.sampled_from((8, 16))),
-        positional=draw(st.sampled_from(("learned", "sinusoidal", "rotary"))),
-        norm=draw(st.sampled_from(("layer", "rms"))),
-        activation=draw(st.sampled_from(("gelu_tanh", "gelu", "relu", "swiglu"))),
-        tie_embeddings=draw(st.booleans()),
-        bias=draw(st.booleans()),
-    )
+def model_configs(draw: st.DrawFn, max_layers: int = 2, free: bool = False) -> ModelConfig:
+    """Yields a valid ModelConfig: one of ``config_pool()``, or with ``free=True`` any combination of the
+    field values of ``config_dimensions()`` (with at most ``max_layers`` blocks)."""
+    if not free:  # the whole pool, whatever max_layers: a block check reads block 0 of a deeper model just as well
+        return draw(st.sampled_from(config_pool()))
+    choice = {name: draw(st.sampled_from(values)) for name, values in config_dimensions().items()}
+    if "n_layers" in choice:
+        choice["n_layers"] = min(choice["n_layers"], max_layers)
+    return build_config(choice)
 
 
 # Initial weights are tiny (std 0.02), which makes attention nearly uniform and hides bugs;

@@ -13,12 +13,21 @@ from ..case import Case
 
 def draw_model(case: Case, max_layers: int = 2) -> tuple[ModelConfig, dict[str, np.ndarray], dict]:
     """A config, its float64 parameters (rounded to the case dtype) and the native parameter dict."""
-    config = case.draw(cs.model_configs(max_layers=max_layers), "config")
+    config = case.draw(cs.model_configs(max_layers=max_layers, free=case.free_configs), "config")
     seed = case.draw(st.integers(0, 2**16), "param_seed")
     params = cs.model_parameters(config, seed)
     native = case.params("params", params, cs.MODEL_PARAMETERS_RECIPE.format(config=config, seed=seed))
     rounded = {name: case.rounded(value) for name, value in params.items()}
     return config, rounded, native
+
+
+def draw_other_params(case: Case, config: ModelConfig, name: str = "other_params") -> tuple[dict[str, np.ndarray], dict]:
+    """A second parameter set for the same config (rounded float64, native): for checks that one backend
+    instance keeps nothing of one parameter set when called with another."""
+    seed = case.draw(st.integers(0, 2**16), f"{name}_seed")
+    params = cs.model_parameters(config, seed + 2**16 + 1)  # never the seed of the first set
+    native = case.params(name, params, cs.MODEL_PARAMETERS_RECIPE.format(config=config, seed=seed + 2**16 + 1))
+    return {k: case.rounded(v) for k, v in params.items()}, native
 
 
 def draw_stream(case: Case, config: ModelConfig, max_length: int = 8) -> np.ndarray:
@@ -31,20 +40,24 @@ def draw_stream(case: Case, config: ModelConfig, max_length: int = 8) -> np.ndar
 def draw_ids(case: Case, config: ModelConfig) -> np.ndarray:
     """Token ids (B, L) with L <= context length."""
     B = case.draw(st.sampled_from((1, 2)), "B")
-    L = case.draw(st.sampled_from((1, 2, 3, 5, 8)), "L")
+    L = case.draw(st.sampled_from(tuple(n for n in cs.LENGTHS if n <= config.context_length)), "L")
     rng = np.random.default_rng(case.draw(st.integers(0, 2**16), "ids_seed"))
     return rng.integers(0, config.vocab_size, size=(B, L))
 
 
 def draw_split(case: Case, length: int) -> list[int]:
-    """Chunk sizes summing to ``length`` (the prompt, then one token at a time, or random chunks)."""
+    """Chunk sizes summing to ``length``: one token at a time, a prompt then single tokens, or two chunks
+    whose second one (fed with a non-empty cache) is longer than one token whenever ``length`` > 2."""
     if length == 1:
         return [1]
-    kind = case.draw(st.sampled_from(("one_by_one", "prompt_then_tokens", "two_chunks")), "split")
+    kind = case.draw(st.sampled_from(cs.SPLITS), "split")
     if kind == "one_by_one":
         return [1] * length
-    first = case.draw(st.integers(1, length - 1), "first_chunk")
-    return [first] + [1] * (length - first) if kind == "prompt_then_tokens" else [first, length - first]
+    if kind == "prompt_then_tokens":
+        first = case.draw(st.integers(1, length - 1), "first_chunk")
+        return [first] + [1] * (length - first)
+    first = case.draw(st.integers(1, max(1, length - 2)), "first_chunk")
+    return [first, length - first]
 
 
 def magnitude(expected: np.ndarray) -> np.ndarray:

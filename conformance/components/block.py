@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import reference as ref
+from .. import strategies as cs
 from ..case import Case
 from ..registry import check
 from ._models import check_cached_equals_full, check_causal, draw_model, draw_stream, magnitude
@@ -10,7 +11,7 @@ from ._models import check_cached_equals_full, check_causal, draw_model, draw_st
 PREFIX = "blocks.0."
 
 
-@check("block.matches_reference", examples_factor=0.5)
+@check("block.matches_reference", examples_factor=0.5, cover=cs.model_cover)
 def matches_reference(case: Case) -> None:
     config, params, native = draw_model(case, max_layers=1)
     x = draw_stream(case, config)
@@ -25,11 +26,11 @@ def matches_reference(case: Case) -> None:
     )
 
 
-@check("block.causal", examples_factor=0.5)
+@check("block.causal", examples_factor=0.5, cover=cs.model_cover)
 def causal(case: Case) -> None:
     check_causal(case, "block", PREFIX)
 
 
-@check("block.cached_equals_full", examples_factor=0.5)
+@check("block.cached_equals_full", examples_factor=0.5, cover=cs.model_cover)
 def cached_equals_full(case: Case) -> None:
     check_cached_equals_full(case, "block", PREFIX)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from transformer_spec.spec.errors import ShapeError
 
 from .. import reference as ref
+from .. import strategies as cs
 from ..case import Case
 from ..registry import ANY, check
 from ._models import draw_model, draw_stream, magnitude
@@ -15,7 +16,7 @@ from ._models import draw_model, draw_stream, magnitude
 PREFIX = "blocks.0.mlp."
 
 
-@check("feedforward.matches_reference", examples_factor=0.5)
+@check("feedforward.matches_reference", examples_factor=0.5, cover=cs.model_cover)
 def matches_reference(case: Case) -> None:
     config, params, native = draw_model(case, max_layers=1)
     x = draw_stream(case, config)
@@ -26,7 +27,7 @@ def matches_reference(case: Case) -> None:
     )
 
 
-@check("feedforward.position_wise", examples_factor=0.5)
+@check("feedforward.position_wise", examples_factor=0.5, cover=cs.model_cover)
 def position_wise(case: Case) -> None:
     config, _, native = draw_model(case, max_layers=1)
     x = draw_stream(case, config)

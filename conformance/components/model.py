@@ -12,12 +12,13 @@ from transformer_spec.spec.errors import ConfigError, DTypeError, OutOfRangeErro
 from transformer_spec.spec.model import INIT_STD, init_parameters
 
 from .. import reference as ref
+from .. import strategies as cs
 from ..case import Case
 from ..registry import ANY, check
-from ._models import draw_ids, draw_model, draw_split, magnitude
+from ._models import draw_ids, draw_model, draw_other_params, draw_split, magnitude
 
 
-@check("model.matches_reference", examples_factor=0.5)
+@check("model.matches_reference", examples_factor=0.5, cover=cs.model_cover)
 def matches_reference(case: Case) -> None:
     config, params, native = draw_model(case)
     ids = draw_ids(case, config)
@@ -33,9 +34,21 @@ def matches_reference(case: Case) -> None:
     case.require(
         cache.length == ids.shape[1], f"the returned cache has length {cache.length}, expected {ids.shape[1]} (the tokens seen)"
     )
+    # State across calls: the same instance, the same config, other parameters. A backend that keeps
+    # anything of the first call (weights baked into a compiled program, a stale cache) fails here.
+    other, other_native = draw_other_params(case, config)
+    logits, _ = case.call("model_forward", other_native, config, case.array("ids", ids, "int64"))
+    expected = ref.model_forward(other, config, ids)
+    case.assert_close(
+        case.numpy(logits),
+        expected,
+        "model logits with a second parameter set on the same backend instance and config",
+        kind="composite",
+        magnitude=magnitude(expected),
+    )
 
 
-@check("model.causal", examples_factor=0.5)
+@check("model.causal", examples_factor=0.5, cover=cs.model_cover)
 def causal(case: Case) -> None:
     config, _, native = draw_model(case)
     ids = draw_ids(case, config)
@@ -50,11 +63,13 @@ def causal(case: Case) -> None:
     case.assert_close(b, a, f"logits 0..{i} after changing tokens {i + 1}..", kind="composite", magnitude=magnitude(a))
 
 
-@check("model.cached_equals_full", examples_factor=0.5)
+@check("model.cached_equals_full", examples_factor=0.5, cover=cs.model_cover)
 def cached_equals_full(case: Case) -> None:
     config, _, native = draw_model(case)
     ids = draw_ids(case, config)
     full = case.numpy(case.call("model_forward", native, config, case.array("ids", ids, "int64"))[0])
+    # Uncached calls with other parameters interleave with the cached ones: the cache alone carries the state.
+    _, other_native = draw_other_params(case, config)
     cache, start, pieces = None, 0, []
     for size in draw_split(case, ids.shape[1]):
         logits, cache = case.call(
@@ -62,6 +77,8 @@ def cached_equals_full(case: Case) -> None:
         )
         pieces.append(case.numpy(logits))
         start += size
+        if start < ids.shape[1]:
+            case.call("model_forward", other_native, config, case.array(f"ids_other_{start}", ids[:, :start], "int64"))
     case.assert_close(
         np.concatenate(pieces, axis=1),
         full,

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+from hypothesis import strategies as st
 
 from transformer_spec.spec.config import ModelConfig
 from transformer_spec.spec.errors import ConfigError, ShapeError
 
 from .. import reference as ref
+from .. import strategies as cs
 from ..case import Case
 from ..registry import ANY, check
+from ..runner import SkipCheck
 from ._models import check_cached_equals_full, check_causal, draw_model, draw_stream, magnitude
 
 PREFIX = "blocks.0.attn."
 
 
-@check("multihead_attention.matches_reference", examples_factor=0.5)
+@check("multihead_attention.matches_reference", examples_factor=0.5, cover=cs.model_cover)
 def matches_reference(case: Case) -> None:
     config, params, native = draw_model(case, max_layers=1)
     x = draw_stream(case, config)
@@ -30,14 +35,64 @@ def matches_reference(case: Case) -> None:
     )
 
 
-@check("multihead_attention.causal", examples_factor=0.5)
+@check("multihead_attention.causal", examples_factor=0.5, cover=cs.model_cover)
 def causal(case: Case) -> None:
     check_causal(case, "multihead_attention", PREFIX)
 
 
-@check("multihead_attention.cached_equals_full", examples_factor=0.5)
+@check("multihead_attention.cached_equals_full", examples_factor=0.5, cover=cs.model_cover)
 def cached_equals_full(case: Case) -> None:
     check_cached_equals_full(case, "multihead_attention", PREFIX)
+
+
+def _expand_kv(params: dict[str, np.ndarray], config: ModelConfig) -> dict[str, np.ndarray]:
+    """The ungrouped parameters equivalent to grouped ones: each KV head's K and V columns repeated for its group."""
+    D, Dh, H, Hkv = config.d_model, config.head_dim, config.n_heads, config.kv_heads
+    group = H // Hkv
+    out = dict(params)
+    for name in (PREFIX + "qkv.weight", PREFIX + "qkv.bias"):
+        if name not in params:
+            continue
+        w = params[name]
+        q, k, v = w[..., :D], w[..., D : D + Hkv * Dh], w[..., D + Hkv * Dh :]
+        heads = [h // group for h in range(H)]  # the KV head each query head reads
+        k_full = np.concatenate([k[..., g * Dh : (g + 1) * Dh] for g in heads], axis=-1)  # (..., H*Dh)
+        v_full = np.concatenate([v[..., g * Dh : (g + 1) * Dh] for g in heads], axis=-1)  # (..., H*Dh)
+        out[name] = np.concatenate([q, k_full, v_full], axis=-1)  # (..., 3D)
+    return out
+
+
+def _grouped_configs() -> list[ModelConfig]:
+    return [c for c in cs.config_pool() if getattr(c, "n_kv_heads", None) is not None and c.kv_heads < c.n_heads]
+
+
+@check("multihead_attention.grouped_heads_share_kv", examples_factor=0.5)
+def grouped_heads_share_kv(case: Case) -> None:
+    grouped = _grouped_configs()
+    if not grouped:
+        raise SkipCheck("no configuration with grouped KV heads (ModelConfig has no n_kv_heads)")
+    config = case.draw(st.sampled_from(grouped), "config")
+    seed = case.draw(st.integers(0, 2**16), "param_seed")
+    params = cs.model_parameters(config, seed)
+    native = case.params("params", params, cs.MODEL_PARAMETERS_RECIPE.format(config=config, seed=seed))
+    full_config = replace(config, n_kv_heads=None)
+    expanded = _expand_kv(params, config)
+    recipe = cs.MODEL_PARAMETERS_RECIPE.format(config=config, seed=seed)
+    native_full = case.params(
+        "params_full", expanded, f"transformer_spec.conformance.components.multihead_attention._expand_kv({recipe}, {config!r})"
+    )
+    x = draw_stream(case, config)
+    xn = case.array("x", x)
+    out, _ = case.call("multihead_attention", native, config, xn, prefix=PREFIX)
+    expected, _ = case.call("multihead_attention", native_full, full_config, xn, prefix=PREFIX)
+    expected = case.numpy(expected)
+    case.assert_close(
+        case.numpy(out),
+        expected,
+        f"grouped attention ({config.n_heads} query heads, {config.kv_heads} KV heads) vs ungrouped with K, V repeated",
+        kind="composite",
+        magnitude=magnitude(expected),
+    )
 
 
 @check("multihead_attention.errors", dtypes=ANY)
