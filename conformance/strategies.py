@@ -23,6 +23,9 @@ from transformer_spec.spec.model import init_parameters
 LENGTHS = (1, 2, 3, 5, 8)  # sequence lengths L, S and small batch axes
 WIDTHS = (2, 4, 8, 16)  # even feature widths (head width Dh, model width D)
 BATCH_AXIS = (1, 2, 3)
+# What covering sets give the batch axes and a length: none, one axis, two; one element, odd, the longest.
+COVER_BATCHES = ((), (2,), (3, 2))
+COVER_LENGTHS = (1, 3, 8)
 
 # Largest magnitude per dtype that still leaves head-room (float16 overflows at 65504).
 HUGE = {"float16": 3e4, "bfloat16": 1e30, "float32": 1e30, "float64": 1e30}

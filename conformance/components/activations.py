@@ -17,7 +17,10 @@ REGIMES = ("normal", "wide", "ties", "tiny", "zeros")
 
 def _draw(case: Case) -> np.ndarray:
     shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(cs.lengths(), "n"),)
-    return case.draw(cs.float_arrays(shape, case.dtype, REGIMES), "x")
+    return cs.draw_values(case, shape, REGIMES, "x")
+
+
+COVER = cs.covering(batch=cs.COVER_BATCHES, n=cs.COVER_LENGTHS, x_regime=REGIMES)
 
 
 def _compare(case: Case, method: str, expected_fn, **kwargs) -> None:
@@ -33,7 +36,7 @@ def _compare(case: Case, method: str, expected_fn, **kwargs) -> None:
     )
 
 
-@check("activations.elementwise")
+@check("activations.elementwise", cover=COVER)
 def elementwise(case: Case) -> None:
     x = _draw(case)
     permutation = np.random.default_rng(case.draw(st.integers(0, 2**16), "perm_seed")).permutation(x.size)
@@ -50,22 +53,22 @@ def elementwise(case: Case) -> None:
         )
 
 
-@check("activations.relu_matches_reference")
+@check("activations.relu_matches_reference", cover=COVER)
 def relu_matches_reference(case: Case) -> None:
     _compare(case, "relu", ref.relu)
 
 
-@check("activations.gelu_exact_matches_reference")
+@check("activations.gelu_exact_matches_reference", cover=COVER)
 def gelu_exact_matches_reference(case: Case) -> None:
     _compare(case, "gelu", lambda x: ref.gelu(x, approximate=False), approximate=False)
 
 
-@check("activations.gelu_tanh_matches_reference")
+@check("activations.gelu_tanh_matches_reference", cover=COVER)
 def gelu_tanh_matches_reference(case: Case) -> None:
     _compare(case, "gelu", lambda x: ref.gelu(x, approximate=True), approximate=True)
 
 
-@check("activations.silu_matches_reference")
+@check("activations.silu_matches_reference", cover=COVER)
 def silu_matches_reference(case: Case) -> None:
     _compare(case, "silu", ref.silu)
 

@@ -51,7 +51,19 @@ def _out_magnitude(case: Case, q, k, v):
     return score_scale.max(axis=-1, keepdims=True) * (vmax + 1) * math.sqrt(k.shape[-2]) * 4, score_scale * 4
 
 
-@check("attention.rows_normalized")
+# Every option with every other: mask or none, causal or not, default or explicit scale, batch axes,
+# one query / one key, odd and longest lengths.
+COVER = cs.covering(
+    batch=cs.COVER_BATCHES,
+    L=cs.COVER_LENGTHS,
+    S=(1, 5, 8),
+    causal=(False, True),
+    with_mask=(False, True),
+    scale=(None, 0.5),
+)
+
+
+@check("attention.rows_normalized", cover=COVER)
 def rows_normalized(case: Case) -> None:
     q, k, v, mask, causal, scale = _draw_qkv(case)
     _, w = _call(case, q, k, v, mask, causal, scale)
@@ -66,7 +78,7 @@ def rows_normalized(case: Case) -> None:
     )
 
 
-@check("attention.matches_reference", examples_factor=2)
+@check("attention.matches_reference", examples_factor=2, cover=COVER)
 def matches_reference(case: Case) -> None:
     q, k, v, mask, causal, scale = _draw_qkv(case)
     out, w = _call(case, q, k, v, mask, causal, scale)
@@ -86,7 +98,7 @@ def matches_reference(case: Case) -> None:
     )
 
 
-@check("attention.fast_path_matches_reference", examples_factor=2)
+@check("attention.fast_path_matches_reference", examples_factor=2, cover=COVER)
 def fast_path_matches_reference(case: Case) -> None:
     q, k, v, mask, causal, scale = _draw_qkv(case)
     kwargs = {"causal": causal, "scale": scale, "need_weights": False}
@@ -103,7 +115,7 @@ def fast_path_matches_reference(case: Case) -> None:
     )
 
 
-@check("attention.default_scale")
+@check("attention.default_scale", cover=COVER)
 def default_scale(case: Case) -> None:
     q, k, v, _, _, _ = _draw_qkv(case, causal=False, with_mask=False)
     qn, kn, vn = case.array("q", q), case.array("k", k), case.array("v", v)
@@ -124,7 +136,7 @@ def default_scale(case: Case) -> None:
     )
 
 
-@check("attention.causal")
+@check("attention.causal", cover=COVER)
 def causal(case: Case) -> None:
     q, k, v, _, _, scale = _draw_qkv(case, causal=True, with_mask=False)
     L, S = q.shape[-2], k.shape[-2]
@@ -163,7 +175,7 @@ def causal_sees_past(case: Case) -> None:
         )
 
 
-@check("attention.key_permutation_invariant")
+@check("attention.key_permutation_invariant", cover=COVER)
 def key_permutation_invariant(case: Case) -> None:
     q, k, v, mask, _, scale = _draw_qkv(case, causal=False)
     perm = np.random.default_rng(case.draw(st.integers(0, 2**16), "perm_seed")).permutation(k.shape[-2])
@@ -186,7 +198,7 @@ def key_permutation_invariant(case: Case) -> None:
     )
 
 
-@check("attention.masked_keys_zero_weight")
+@check("attention.masked_keys_zero_weight", cover=COVER)
 def masked_keys_zero_weight(case: Case) -> None:
     q, k, v, mask, causal, scale = _draw_qkv(case, with_mask=True)
     _, w = _call(case, q, k, v, mask, causal, scale)
@@ -198,7 +210,7 @@ def masked_keys_zero_weight(case: Case) -> None:
     )
 
 
-@check("attention.fully_masked_row_is_zero")
+@check("attention.fully_masked_row_is_zero", cover=COVER)
 def fully_masked_row_is_zero(case: Case) -> None:
     q, k, v, _, _, scale = _draw_qkv(case, causal=False, with_mask=False)
     L, S = q.shape[-2], k.shape[-2]

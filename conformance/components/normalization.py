@@ -19,14 +19,18 @@ EPS = (1e-5, 1e-6, 1e-2)
 def _draw(case: Case, regimes=("normal", "ties", "wide")):
     shape = case.draw(cs.batch_shapes(), "batch") + (
         case.draw(cs.lengths(), "L"),
-        case.draw(st.sampled_from((2, 3, 4, 8, 16)), "D"),
+        case.draw(st.sampled_from(WIDTHS), "D"),
     )
-    x = case.draw(cs.float_arrays(shape, case.dtype, regimes), "x")
+    x = cs.draw_values(case, shape, regimes, "x")
     eps = case.draw(st.sampled_from(EPS), "eps")
     return x, eps
 
 
-@check("normalization.layer_norm_standardizes")
+WIDTHS = (2, 3, 4, 8, 16)
+COVER = cs.covering(batch=cs.COVER_BATCHES, L=cs.COVER_LENGTHS, D=(2, 3, 16), eps=EPS, x_regime=("normal", "ties", "wide"))
+
+
+@check("normalization.layer_norm_standardizes", cover=COVER)
 def layer_norm_standardizes(case: Case) -> None:
     x, eps = _draw(case)
     D = x.shape[-1]
@@ -47,7 +51,7 @@ def layer_norm_standardizes(case: Case) -> None:
     )
 
 
-@check("normalization.layer_norm_matches_reference")
+@check("normalization.layer_norm_matches_reference", cover=COVER)
 def layer_norm_matches_reference(case: Case) -> None:
     x, eps = _draw(case)
     D = x.shape[-1]
@@ -79,7 +83,7 @@ def layer_norm_shift_scale_invariant(case: Case) -> None:
     case.assert_close(y2, y1, f"layer_norm({a}*x + {c}) vs layer_norm(x)", magnitude=np.maximum(condition, 1) * np.sqrt(D))
 
 
-@check("normalization.rms_norm_unit_rms")
+@check("normalization.rms_norm_unit_rms", cover=COVER)
 def rms_norm_unit_rms(case: Case) -> None:
     x, eps = _draw(case)
     D = x.shape[-1]
@@ -90,7 +94,7 @@ def rms_norm_unit_rms(case: Case) -> None:
     case.assert_close(got, expected, "root mean square of rms_norm(x) rows", magnitude=np.ones_like(expected) * D)
 
 
-@check("normalization.rms_norm_matches_reference")
+@check("normalization.rms_norm_matches_reference", cover=COVER)
 def rms_norm_matches_reference(case: Case) -> None:
     x, eps = _draw(case)
     D = x.shape[-1]

@@ -13,6 +13,7 @@ from transformer_spec.spec.errors import ConfigError, NotFiniteError, ShapeError
 from transformer_spec.spec.tolerances import EPSILON
 
 from .. import reference as ref
+from .. import strategies as cs
 from ..case import Case
 from ..registry import ANY, check
 
@@ -20,20 +21,32 @@ GRID = 100  # u values per frequency check
 TEMPERATURES = (0.25, 0.5, 1.0, 2.0)
 
 
-@st.composite
-def sampling_logits(draw: st.DrawFn) -> np.ndarray:
-    """Yields (V,) logits on a 0.25 grid: exact ties are common, distinct values are clearly apart in any dtype."""
-    V = draw(st.sampled_from((1, 2, 3, 5, 8, 16)))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    spread = draw(st.sampled_from((2, 8, 24)))
-    return rng.integers(-spread, spread + 1, size=V) * 0.25
+VOCABULARIES = (1, 2, 3, 5, 8, 16)
+# Which filters are on: neither, top_k alone, top_p alone, or both together.
+FILTERS = ("neither", "top_k", "top_p", "both")
+TOP_P = (0.1, 0.5, 0.8, 0.95, 1.0)
+
+
+def sampling_logits(case: Case) -> np.ndarray:
+    """(V,) logits on a 0.25 grid: exact ties are common, distinct values are clearly apart in any dtype."""
+    V = case.draw(st.sampled_from(VOCABULARIES), "V")
+    rng = np.random.default_rng(case.draw(st.integers(0, 2**32 - 1), "logits_seed"))
+    spread = case.draw(st.sampled_from((2, 8, 24)), "spread")
+    return case.note("logits", rng.integers(-spread, spread + 1, size=V) * 0.25)
 
 
 def _options(case: Case, V: int, temperature: float | None = None):
     temperature = case.draw(st.sampled_from(TEMPERATURES), "temperature") if temperature is None else temperature
-    top_k = case.draw(st.one_of(st.none(), st.integers(1, V)), "top_k")
-    top_p = case.draw(st.one_of(st.none(), st.sampled_from((0.1, 0.5, 0.8, 0.95, 1.0))), "top_p")
+    filters = case.draw(st.sampled_from(FILTERS), "filters")
+    top_k = case.draw(st.integers(1, V), "top_k") if filters in ("top_k", "both") else None
+    top_p = case.draw(st.sampled_from(TOP_P), "top_p") if filters in ("top_p", "both") else None
     return temperature, top_k, top_p
+
+
+# Every filter combination with every temperature and vocabulary size (one token, odd, the largest).
+COVER = cs.covering(filters=FILTERS, temperature=TEMPERATURES, V=(1, 5, 16))
+COVER_FILTERS_ONLY = cs.covering(filters=FILTERS, V=(1, 5, 16))
+COVER_TEMPERATURE = cs.covering(temperature=TEMPERATURES, V=(1, 5, 16))
 
 
 def _settle_top_p(case: Case, logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None) -> float | None:
@@ -72,9 +85,9 @@ def _frequencies(case: Case, logits, temperature, top_k, top_p) -> np.ndarray:
     return counts / GRID
 
 
-@check("sampling.greedy_is_argmax")
+@check("sampling.greedy_is_argmax", cover=COVER_FILTERS_ONLY)
 def greedy_is_argmax(case: Case) -> None:
-    logits = case.draw(sampling_logits(), "logits")
+    logits = sampling_logits(case)
     u = case.draw(st.floats(0, 1, exclude_max=True), "u")
     _, top_k, top_p = _options(case, len(logits))
     token = _sample(case, case.array("logits", logits), u, 0.0, top_k, top_p)
@@ -85,9 +98,9 @@ def greedy_is_argmax(case: Case) -> None:
     )
 
 
-@check("sampling.within_top_k")
+@check("sampling.within_top_k", cover=COVER_TEMPERATURE)
 def within_top_k(case: Case) -> None:
-    logits = case.draw(sampling_logits(), "logits")
+    logits = sampling_logits(case)
     V = len(logits)
     k = case.draw(st.integers(1, V), "top_k")
     temperature = case.draw(st.sampled_from(TEMPERATURES), "temperature")
@@ -102,9 +115,9 @@ def within_top_k(case: Case) -> None:
         )
 
 
-@check("sampling.within_top_p")
+@check("sampling.within_top_p", cover=COVER)
 def within_top_p(case: Case) -> None:
-    logits = case.draw(sampling_logits(), "logits")
+    logits = sampling_logits(case)
     temperature, top_k, _ = _options(case, len(logits))
     top_p = _settle_top_p(case, logits, temperature, top_k, case.draw(st.sampled_from((0.1, 0.5, 0.8, 0.95)), "top_p"))
     allowed = set(np.flatnonzero(ref.sampling_distribution(logits, temperature, top_k, top_p)).tolist())
@@ -118,9 +131,9 @@ def within_top_p(case: Case) -> None:
         )
 
 
-@check("sampling.top_p_keeps_crossing_token")
+@check("sampling.top_p_keeps_crossing_token", cover=COVER_TEMPERATURE)
 def top_p_keeps_crossing_token(case: Case) -> None:
-    logits = case.draw(sampling_logits(), "logits")
+    logits = sampling_logits(case)
     temperature = case.draw(st.sampled_from(TEMPERATURES), "temperature")
     top_p = _settle_top_p(case, logits, temperature, None, case.draw(st.sampled_from((0.1, 0.5, 0.8, 0.95)), "top_p"))
     q = ref.sampling_distribution(logits, temperature, None, top_p)
@@ -136,9 +149,9 @@ def top_p_keeps_crossing_token(case: Case) -> None:
     )
 
 
-@check("sampling.frequencies_match")
+@check("sampling.frequencies_match", cover=COVER)
 def frequencies_match(case: Case) -> None:
-    logits = case.draw(sampling_logits(), "logits")
+    logits = sampling_logits(case)
     temperature, top_k, top_p = _options(case, len(logits))
     top_p = _settle_top_p(case, logits, temperature, top_k, top_p)
     freq = _frequencies(case, logits, temperature, top_k, top_p)
@@ -151,9 +164,9 @@ def frequencies_match(case: Case) -> None:
     )
 
 
-@check("sampling.temperature_scales")
+@check("sampling.temperature_scales", cover=cs.covering(V=(1, 5, 16), temperature=(0.25, 0.5, 2.0, 4.0)))
 def temperature_scales(case: Case) -> None:
-    logits = case.draw(sampling_logits(), "logits")
+    logits = sampling_logits(case)
     temperature = case.draw(st.sampled_from((0.25, 0.5, 2.0, 4.0)), "temperature")
     freq = _frequencies(case, logits, temperature, None, None)
     q = ref.sampling_distribution(logits, temperature, None, None)
@@ -165,9 +178,9 @@ def temperature_scales(case: Case) -> None:
     )
 
 
-@check("sampling.matches_reference")
+@check("sampling.matches_reference", cover=COVER)
 def matches_reference(case: Case) -> None:
-    logits = case.draw(sampling_logits(), "logits")
+    logits = sampling_logits(case)
     temperature, top_k, top_p = _options(case, len(logits))
     top_p = _settle_top_p(case, logits, temperature, top_k, top_p)
     u = case.draw(st.floats(0, 1, exclude_max=True), "u")

@@ -16,16 +16,21 @@ from ..registry import ANY, check
 
 def _draw_input(case: Case, regimes=("normal", "ties", "wide")) -> tuple[np.ndarray, int]:
     shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(cs.lengths(), "n"),)
-    x = case.draw(cs.float_arrays(shape, case.dtype, regimes), "x")
+    x = cs.draw_values(case, shape, regimes, "x")
     axis = case.draw(st.integers(-len(shape), len(shape) - 1), "axis")
     return x, axis
+
+
+def _cover(regimes=("normal", "ties", "wide")):
+    """Every regime with every batch rank, length and axis (the first and the last)."""
+    return cs.covering(batch=cs.COVER_BATCHES, n=cs.COVER_LENGTHS, axis=(-1, 0), x_regime=regimes)
 
 
 def _sum_tolerance(case: Case, n: int) -> float:
     return 4 * n * EPSILON[case.dtype]  # each of n terms rounds once, plus the division
 
 
-@check("softmax.sums_to_one")
+@check("softmax.sums_to_one", cover=_cover())
 def sums_to_one(case: Case) -> None:
     x, axis = _draw_input(case)
     p = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
@@ -37,14 +42,14 @@ def sums_to_one(case: Case) -> None:
     )
 
 
-@check("softmax.non_negative")
+@check("softmax.non_negative", cover=_cover(("normal", "wide", "huge", "tiny")))
 def non_negative(case: Case) -> None:
     x, axis = _draw_input(case, ("normal", "wide", "huge", "tiny"))
     p = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
     case.require(bool(np.all((p >= 0) & (p <= 1))), f"softmax has entries outside [0, 1]: min {p.min()!r}, max {p.max()!r}")
 
 
-@check("softmax.shift_invariant")
+@check("softmax.shift_invariant", cover=_cover())
 def shift_invariant(case: Case) -> None:
     x, axis = _draw_input(case)
     shift = case.draw(st.sampled_from([-100.0, -3.0, 0.5, 7.0, 100.0]), "c")
@@ -59,7 +64,7 @@ def shift_invariant(case: Case) -> None:
     case.assert_close(q, p, f"softmax(x + {shift}) vs softmax(x)", magnitude=np.maximum(np.abs(p), 1.0))
 
 
-@check("softmax.order_preserving")
+@check("softmax.order_preserving", cover=_cover())
 def order_preserving(case: Case) -> None:
     x, axis = _draw_input(case)
     xr = case.rounded(x)
@@ -69,7 +74,7 @@ def order_preserving(case: Case) -> None:
     case.require(bool(np.all(~bigger | (ps[..., :, None] >= ps[..., None, :]))), "a larger score got a smaller probability")
 
 
-@check("softmax.finite_for_extreme_inputs")
+@check("softmax.finite_for_extreme_inputs", cover=_cover(("huge", "tiny", "wide")))
 def finite_for_extreme_inputs(case: Case) -> None:
     x, axis = _draw_input(case, ("huge", "tiny", "wide"))
     p = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
@@ -85,14 +90,14 @@ def finite_for_extreme_inputs(case: Case) -> None:
     )
 
 
-@check("softmax.matches_reference")
+@check("softmax.matches_reference", cover=_cover(("normal", "ties", "wide", "huge")))
 def matches_reference(case: Case) -> None:
     x, axis = _draw_input(case, ("normal", "ties", "wide", "huge"))
     got = case.numpy(case.call("softmax", case.array("x", x), axis=axis))
     case.assert_close(got, ref.softmax(case.rounded(x), axis), f"softmax(x, axis={axis})")
 
 
-@check("softmax.log_softmax_matches_reference")
+@check("softmax.log_softmax_matches_reference", cover=_cover(("normal", "ties", "wide")))
 def log_softmax_matches_reference(case: Case) -> None:
     x, axis = _draw_input(case, ("normal", "ties", "wide"))
     xr = case.rounded(x)
@@ -102,7 +107,7 @@ def log_softmax_matches_reference(case: Case) -> None:
     case.assert_close(got, ref.log_softmax(xr, axis), f"log_softmax(x, axis={axis})", magnitude=magnitude)
 
 
-@check("softmax.log_softmax_is_log_of_softmax")
+@check("softmax.log_softmax_is_log_of_softmax", cover=_cover())
 def log_softmax_is_log_of_softmax(case: Case) -> None:
     x, axis = _draw_input(case)
     xr = case.rounded(x)
