@@ -18,9 +18,12 @@ library's arrays (``asarray`` converts them first).
 
 from __future__ import annotations
 
+import collections
+import functools
+import importlib
 import math
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +33,9 @@ from transformer_spec.spec.config import ModelConfig
 from transformer_spec.spec.dtypes import ALL_DTYPES, FLOAT_DTYPES
 from transformer_spec.spec.errors import ConfigError, DTypeError, NotFiniteError, OutOfRangeError, ShapeError
 from transformer_spec.spec.model import check_parameters
+
+from . import model
+from .cache import KVCache, NoCache, check_cache
 
 # The kernels every backend implements, with the primitive each one serves.
 KERNELS: dict[str, str] = {
@@ -56,23 +62,54 @@ KERNELS: dict[str, str] = {
 }
 
 
+class Ops:
+    """A backend's kernel namespace: ``ops.linear`` is ``backend._linear``, and so on for every name in :data:`KERNELS`.
+
+    The model functions (:mod:`transformer_spec.backends.model`) compute with nothing else. Two namespaces are equal
+    when their backends' ``compile_key()`` are (by default: the same backend object), so a compiler that caches on
+    static arguments (``jax.jit``) can share one compiled program between equal backends.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        for kernel in KERNELS:
+            setattr(self, kernel[1:], getattr(backend, kernel))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Ops) and self.backend.compile_key() == other.backend.compile_key()
+
+    def __hash__(self) -> int:
+        return hash(self.backend.compile_key())
+
+    def __repr__(self) -> str:
+        return f"Ops({self.backend!r})"
+
+
+# Composite kernels a 0.1 backend could override with its own copy of the model (see Backend.__init_subclass__).
+MODEL_COPIES = ("_norm", "_multihead_attention", "_feed_forward", "_block")
+
+
+# How often each model function's Python code ran, by (backend.compile_key(), name): backends that share compiled
+# programs (equal compile keys) share their counts.
+TRACE_COUNTS: collections.Counter[tuple[Any, str]] = collections.Counter()
+
+
+def count_traces(backend: Backend, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn``, counting in ``backend.trace_counts()[name]`` each time its Python code runs (under a compiler: each trace)."""
+    key = (backend.compile_key(), name)
+
+    @functools.wraps(fn)  # keeps fn's signature, which jax.jit reads to map static / donated argument names
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        TRACE_COUNTS[key] += 1
+        return fn(*args, **kwargs)
+
+    return counted
+
+
 def missing_kernels(backend: Backend | type[Backend]) -> list[str]:
     """Kernels that ``backend`` does not implement (still the base class's placeholder)."""
     cls = backend if isinstance(backend, type) else type(backend)
     return [name for name in KERNELS if getattr(cls, name, None) is getattr(Backend, name)]
-
-
-@dataclass
-class KVCache:
-    """Keys and values of every layer for the positions seen so far.
-
-    ``keys[i]`` and ``values[i]`` are native arrays ``(B, H, S, Dh)`` (``None``
-    before the first call); ``length`` is S, the position the next token gets.
-    """
-
-    keys: list[Any] = field(default_factory=list)
-    values: list[Any] = field(default_factory=list)
-    length: int = 0
 
 
 class Backend:
@@ -83,6 +120,10 @@ class Backend:
     dtypes: tuple[str, ...] = ("float32", "float64")  # float dtypes this backend computes in
     supports_autodiff: bool = False  # whether value_and_grad works
     device: str = "cpu"
+
+    def compile_key(self) -> Any:
+        """What makes two backends interchangeable for a compiled program (default: being the same object)."""
+        return id(self)
 
     # ------------------------------------------------------------------ conversion
     def asarray(self, x: Any, dtype: str | None = None) -> Any:
@@ -356,6 +397,9 @@ class Backend:
         return int(self._sample(logits, float(u), float(temperature), top_k, None if top_p is None else float(top_p)))
 
     # ------------------------------------------------------------------ composites
+    # The model is written once, in transformer_spec.backends.model, as functions of the kernel namespace
+    # ``self.ops``. The public methods check their arguments here, outside any compiled region, and then run
+    # the model function through the ``compile`` hook.
     def multihead_attention(
         self,
         params: dict[str, Any],
@@ -365,12 +409,12 @@ class Backend:
         past: tuple[Any, Any] | None = None,
         positions: Any = None,
     ) -> tuple[Any, tuple[Any, Any]]:
-        """Causal multi-head self-attention → (out (B, L, D), (keys, values) (B, H, S, Dh)). See :mod:`transformer_spec.spec.multihead_attention`."""
+        """Causal multi-head self-attention → (out (B, L, D), (keys, values) (B, Hkv, S, Dh))."""
         self._check_stream("multihead_attention", x, config)
         return self._multihead_attention(params, config, x, prefix, past, self._positions_after(past, x, positions))
 
     def feed_forward(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str = "blocks.0.mlp.") -> Any:
-        """Position-wise FFN → (B, L, D). See :mod:`transformer_spec.spec.feedforward`."""
+        """Position-wise FFN → (B, L, D)."""
         self._check_stream("feed_forward", x, config)
         return self._feed_forward(params, config, x, prefix)
 
@@ -383,7 +427,7 @@ class Backend:
         past: tuple[Any, Any] | None = None,
         positions: Any = None,
     ) -> tuple[Any, tuple[Any, Any]]:
-        """Pre-norm residual block → (out (B, L, D), (keys, values)). See :mod:`transformer_spec.spec.block`."""
+        """Pre-norm residual block → (out (B, L, D), (keys, values) (B, Hkv, S, Dh))."""
         self._check_stream("block", x, config)
         return self._block(params, config, x, prefix, past, self._positions_after(past, x, positions))
 
@@ -394,15 +438,14 @@ class Backend:
         start = 0 if past is None else past[0].shape[2]
         return self._asarray(np.arange(start, start + x.shape[1]), "int64")
 
-    def init_cache(self, config: ModelConfig, batch_size: int = 1) -> KVCache:
-        """An empty KV cache for ``config`` (batch size is fixed by the first call)."""
+    def init_cache(self, config: ModelConfig, batch_size: int = 1) -> Any:
+        """An empty KV cache for ``config`` (batch size is fixed by the first call). Hook: a backend may return its own
+        cache (see :mod:`transformer_spec.backends.cache`); the default grows by concatenation."""
         V.check_positive_int("init_cache", "batch_size", batch_size)
         return KVCache(keys=[None] * config.n_layers, values=[None] * config.n_layers, length=0)
 
-    def model_forward(
-        self, params: dict[str, Any], config: ModelConfig, ids: Any, cache: KVCache | None = None
-    ) -> tuple[Any, KVCache]:
-        """Token ids (B, L) → (logits (B, L, V), the cache extended by L). See :mod:`transformer_spec.spec.model`."""
+    def model_forward(self, params: dict[str, Any], config: ModelConfig, ids: Any, cache: Any | None = None) -> tuple[Any, Any]:
+        """Token ids (B, L) → (logits (B, L, V), the cache extended by L)."""
         fn = "model_forward"
         self._int(fn, "ids", ids)
         shape = tuple(ids.shape)
@@ -412,12 +455,30 @@ class Backend:
         self._check_ids_in_range(fn, "ids", ids, config.vocab_size)
         if cache is None:
             cache = self.init_cache(config, shape[0])
+            self.check_cache(cache, f"{type(self).__name__}.init_cache")
+        else:
+            self.check_cache(cache, "model_forward: argument 'cache'")
         if cache.length + shape[1] > config.context_length:
             raise OutOfRangeError(
                 f"model_forward: positions {cache.length}..{cache.length + shape[1] - 1} exceed the context length "
                 f"{config.context_length}; expected cache length + L <= {config.context_length} (shorten the prompt or use a sliding window)"
             )
         return self._model_forward(params, config, ids, cache)
+
+    def loss(self, params: dict[str, Any], config: ModelConfig, ids: Any, targets: Any, ignore_index: int = -100) -> Any:
+        """The mean next-token cross-entropy of a batch (the training objective): ids and targets (B, L) → a scalar."""
+        fn = "loss"
+        self._int(fn, "ids", ids)
+        V.check_exact_rank(fn, "ids", tuple(ids.shape), 2, "(B, L) token ids")
+        V.check_nonempty(fn, "ids", tuple(ids.shape), 1, "sequence (L)")
+        self._int(fn, "targets", targets)
+        V.check_shape(fn, "targets", tuple(targets.shape), tuple(ids.shape), "(B, L) like ids")
+        self.check_params(params, config)
+        self._check_ids_in_range(fn, "ids", ids, config.vocab_size)
+        self._check_ids_in_range(fn, "targets", targets, config.vocab_size, allowed=ignore_index)
+        if ids.shape[1] > config.context_length:
+            raise OutOfRangeError(f"loss: L = {ids.shape[1]} positions exceed the context length {config.context_length}")
+        return self.compiled("loss")(self.ops, params, config, ids, targets, NoCache(), ignore_index)
 
     def check_params(self, params: dict[str, Any], config: ModelConfig) -> None:
         """Raise a clear error unless ``params`` matches the layout of ``config`` (names, shapes, one float dtype)."""
@@ -449,73 +510,113 @@ class Backend:
                 f"{fn}: argument 'x' has shape {V.fmt_shape(xs)}, expected (B, L, D) with D = d_model = {config.d_model} and L >= 1"
             )
 
-    # Composite kernels: written once from primitive kernels; a backend may override any of them.
-    def _norm(self, params: dict[str, Any], config: ModelConfig, x: Any, prefix: str) -> Any:
-        if config.norm == "rms":
-            return self._rms_norm(x, params[prefix + "weight"], config.norm_eps)
-        return self._layer_norm(x, params[prefix + "weight"], params.get(prefix + "bias"), config.norm_eps)
+    # The composites after their checks: the shared model functions through the compile hook. (0.1 let a backend
+    # override these with its own copy of the model; that still works for _model_forward, with a warning for the
+    # finer ones, which model_forward no longer calls: see __init_subclass__.)
+    def _norm(self, params, config, x, prefix):  # kept for 0.1 backends whose composite overrides call it
+        return model.norm(self.ops, params, config, x, prefix)
 
     def _multihead_attention(self, params, config, x, prefix, past, positions):
-        B, L, D = x.shape
-        H, Dh = config.n_heads, config.head_dim
-        qkv = self._linear(x, params[prefix + "qkv.weight"], params.get(prefix + "qkv.bias"))  # (B, L, 3D)
-        qkv = self._reshape(qkv, (B, L, 3, H, Dh))  # (B, L, 3, H, Dh)
-        qkv = self._transpose(qkv, (2, 0, 3, 1, 4))  # (3, B, H, L, Dh)
-        q, k, v = qkv[0, ...], qkv[1, ...], qkv[2, ...]  # each (B, H, L, Dh)
-        if config.positional == "rotary":
-            q = self._rotary(q, positions, config.rope_base)
-            k = self._rotary(k, positions, config.rope_base)
-        if past is not None:
-            k = self._concat([past[0], k], 2)  # (B, H, S, Dh)
-            v = self._concat([past[1], v], 2)  # (B, H, S, Dh)
-        out, _ = self._attention(q, k, v, None, True, 1.0 / math.sqrt(Dh), False)  # (B, H, L, Dh)
-        out = self._transpose(out, (0, 2, 1, 3))  # (B, L, H, Dh)
-        out = self._reshape(out, (B, L, D))  # (B, L, D)
-        return self._linear(out, params[prefix + "proj.weight"], params.get(prefix + "proj.bias")), (k, v)
+        cache = KVCache(keys=[None if past is None else past[0]], values=[None if past is None else past[1]])
+        out, cache = self.compiled("attention")(self.ops, params, config, x, prefix, positions, cache, 0)
+        return out, (cache.keys[0], cache.values[0])
 
     def _feed_forward(self, params, config, x, prefix):
-        hidden = self._linear(x, params[prefix + "fc.weight"], params.get(prefix + "fc.bias"))  # (B, L, F)
-        if config.activation == "swiglu":
-            gate = self._linear(x, params[prefix + "gate.weight"], params.get(prefix + "gate.bias"))  # (B, L, F)
-            hidden = self._silu(gate) * hidden
-        elif config.activation == "relu":
-            hidden = self._relu(hidden)
-        else:
-            hidden = self._gelu(hidden, config.activation == "gelu_tanh")
-        return self._linear(hidden, params[prefix + "proj.weight"], params.get(prefix + "proj.bias"))  # (B, L, D)
+        return self.compiled("feed_forward")(self.ops, params, config, x, prefix)
 
     def _block(self, params, config, x, prefix, past, positions):
-        attn_out, kv = self._multihead_attention(
-            params, config, self._norm(params, config, x, prefix + "ln1."), prefix + "attn.", past, positions
-        )
-        h = x + attn_out
-        return h + self._feed_forward(params, config, self._norm(params, config, h, prefix + "ln2."), prefix + "mlp."), kv
+        cache = KVCache(keys=[None if past is None else past[0]], values=[None if past is None else past[1]])
+        out, cache = self.compiled("block")(self.ops, params, config, x, prefix, positions, cache, 0)
+        return out, (cache.keys[0], cache.values[0])
 
     def _model_forward(self, params, config, ids, cache):
-        B, L = ids.shape
-        start = cache.length
-        x = self._embedding(params["wte"], ids)  # (B, L, D)
-        if config.positional == "learned":
-            x = x + params["wpe"][start : start + L, ...]  # (L, D)
-        elif config.positional == "sinusoidal":
-            x = x + self._sinusoidal_encoding(L, config.d_model, config.rope_base, start, self._dtype_of(x))
-        positions = self._asarray(np.arange(start, start + L), "int64")
-        keys, values = [], []
-        for i in range(config.n_layers):
-            past = None if cache.keys[i] is None else (cache.keys[i], cache.values[i])
-            x, (k, v) = self._block(params, config, x, f"blocks.{i}.", past, positions)
-            keys.append(k)
-            values.append(v)
-        x = self._norm(params, config, x, "ln_f.")
-        if config.tie_embeddings:
-            logits = self._linear(x, self._transpose(params["wte"], (1, 0)), None)  # (B, L, V)
-        else:
-            logits = self._linear(x, params["lm_head.weight"], None)  # (B, L, V)
-        return logits, KVCache(keys=keys, values=values, length=start + L)
+        return self.compiled("model_forward")(self.ops, params, config, ids, cache)
+
+    # ------------------------------------------------------------------ hooks
+    # Optional: only the hooks a backend overrides change anything; the defaults are plain Python.
+    @property
+    def ops(self) -> Ops:
+        """The kernel namespace the model functions compute with (``ops.linear`` is ``self._linear``, ...)."""
+        ops = self.__dict__.get("_ops")
+        if ops is None:
+            ops = self.__dict__["_ops"] = Ops(self)
+        return ops
+
+    def check_cache(self, cache: Any, where: str) -> None:
+        """Raise a clear error unless ``cache`` is a cache this backend's ``_model_forward`` accepts."""
+        check_cache(cache, where)
+
+    def compile(self, fn: Callable[..., Any], static: tuple[str, ...] = (), donate: tuple[str, ...] = ()) -> Callable[..., Any]:
+        """Hook: a compiled version of the pure function ``fn``; arguments named in ``static`` are hashable
+        options (the config, the kernel namespace), those in ``donate`` may be overwritten. Default: ``fn`` itself
+        (NumPy runs op by op); JAX returns ``jax.jit(fn, ...)``."""
+        return fn
+
+    def compiled(self, name: str) -> Callable[..., Any]:
+        """The model function ``name`` of :mod:`transformer_spec.backends.model`, through :meth:`compile` (once per name)."""
+        cache = self.__dict__.setdefault("_compiled", {})
+        fn = cache.get(name)
+        if fn is None:
+            fn = self.compile(count_traces(self, name, getattr(model, name)), static=model.STATIC_ARGUMENTS[name])
+            if not callable(fn):
+                raise ConfigError(
+                    f"{type(self).__name__}.compile returned a {type(fn).__name__} for {name}, expected a callable "
+                    f"(the compiled function, or the function itself)"
+                )
+            cache[name] = fn
+        return fn
+
+    def trace_counts(self) -> dict[str, int]:
+        """How often each model function's Python code ran: every call without compilation, once per new
+        (shapes, dtypes, static options) signature with it. A second call with the same shapes adding to a
+        compiled backend's count means it compiled again."""
+        own = self.compile_key()
+        return {name: count for (key, name), count in TRACE_COUNTS.items() if key == own}
+
+    compiles = False  # whether ``compile`` really compiles (then a repeated signature must not trace again)
+
+    def compiling(self) -> Backend | None:
+        """Hook: this backend with its compiler switched on (``--compile``), or None when it has none."""
+        return self if self.compiles else None
+
+    def set_threads(self, count: int) -> None:
+        """Hook: use ``count`` CPU threads for this backend's work. Default: nothing to set."""
+
+    adamw_update: Callable[..., Any] | None = None
+    """Hook: a fused AdamW update, or None for the plain one in the training code. Called as
+    ``adamw_update(params, grads, m, v, *, lr, beta1, beta2, eps, weight_decay, bias_correction1, bias_correction2,
+    decay)`` with dicts of native arrays (``decay[name]``: whether weight decay applies) and returns the new
+    ``(params, m, v)`` (which may be the same dicts, updated in place)."""
+
+    def capabilities(self) -> dict[str, str]:
+        """What this backend brings beyond the kernels, for reports (``tspec conformance`` prints it)."""
+        overridden = lambda hook: getattr(type(self), hook) is not getattr(Backend, hook)  # noqa: E731
+        return {
+            "compile": ("compiles" if self.compiles else "custom") if overridden("compile") else "none (op by op)",
+            "kv cache": type(self.init_cache(ModelConfig(n_layers=1, d_model=8, n_heads=1, d_ff=8, vocab_size=8), 1)).__name__,
+            "autodiff": "value_and_grad" if self.supports_autodiff else "none",
+            "fused optimizer": "adamw_update" if self.adamw_update is not None else "none (plain AdamW)",
+            "threads": "set_threads" if overridden("set_threads") else "not settable",
+        }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        replaced = [name for name in MODEL_COPIES if name in cls.__dict__]
+        if replaced:
+            warnings.warn(
+                f"{cls.__name__} overrides {', '.join(replaced)}: since transformer-spec 0.2 the model is written once in "
+                f"transformer_spec.backends.model and model_forward no longer calls these (they still serve the public "
+                f"block/multihead_attention/feed_forward methods until 0.3). Put fused code in a kernel or the compile hook.",
+                FutureWarning,
+                stacklevel=2,
+            )
+        for method, module in SPEC_OF.items():  # a public method a subclass redefines keeps the spec's help
+            if method in cls.__dict__ and not getattr(cls.__dict__[method], "__doc__", None):
+                cls.__dict__[method].__doc__ = getattr(Backend, method).__doc__
 
     # ------------------------------------------------------------------ autodiff
     def value_and_grad(self, fn: Callable[..., Any]) -> Callable[..., tuple[Any, dict[str, Any]]]:
-        """``value_and_grad(fn)(params, *args)`` → (fn's scalar value, gradient dict like params)."""
+        """Hook: ``value_and_grad(fn)(params, *args)`` → (fn's scalar value, gradient dict like params)."""
         raise NotImplementedError(
             f"backend {self.name!r} does not support automatic differentiation; train with --backend torch or --backend jax"
         )
@@ -586,6 +687,43 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} on {self.device}>"
+
+
+# Each public method's help() is its spec module: the math, shapes, invariants and errors, written once in spec/.
+SPEC_OF = {
+    "softmax": "softmax",
+    "log_softmax": "softmax",
+    "relu": "activations",
+    "gelu": "activations",
+    "silu": "activations",
+    "linear": "linear",
+    "layer_norm": "normalization",
+    "rms_norm": "normalization",
+    "embedding": "embedding",
+    "sinusoidal_encoding": "positional",
+    "learned_positions": "positional",
+    "rotary": "positional",
+    "attention": "attention",
+    "cross_entropy": "loss",
+    "sample": "sampling",
+    "multihead_attention": "multihead_attention",
+    "feed_forward": "feedforward",
+    "block": "block",
+    "model_forward": "model",
+    "init_cache": "model",
+    "loss": "loss",
+}
+
+
+def _document_from_spec() -> None:
+    for method, module in SPEC_OF.items():
+        function = getattr(Backend, method)
+        summary = (function.__doc__ or "").strip()
+        spec_doc = importlib.import_module(f"transformer_spec.spec.{module}").__doc__ or ""
+        function.__doc__ = f"{summary}\n\nFrom transformer_spec.spec.{module}:\n\n{spec_doc.strip()}\n"
+
+
+_document_from_spec()
 
 
 def check_sampling_options(temperature: float, top_k: int | None, top_p: float | None) -> None:

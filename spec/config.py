@@ -33,6 +33,7 @@ class ModelConfig:
     bias: bool = True  # biases in linear layers and layer norms (GPT-2 has them)
     norm_eps: float = 1e-5  # epsilon inside every norm (GPT-2: 1e-5)
     rope_base: float = 10000.0  # base of the rotary / sinusoidal frequencies
+    n_kv_heads: int | None = None  # Hkv: key/value heads (grouped-query attention); None means n_heads (GPT-2), 1 is multi-query
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers", "d_ff"):
@@ -43,6 +44,16 @@ class ModelConfig:
             raise ConfigError(
                 f"ModelConfig: n_heads = {self.n_heads} does not divide d_model = {self.d_model}; "
                 f"expected d_model to be a multiple of n_heads (head width D/H)"
+            )
+        if self.n_kv_heads is not None and (
+            isinstance(self.n_kv_heads, bool)
+            or not isinstance(self.n_kv_heads, int)
+            or self.n_kv_heads < 1
+            or self.n_heads % self.n_kv_heads
+        ):
+            raise ConfigError(
+                f"ModelConfig: n_kv_heads = {self.n_kv_heads!r}, expected None (= n_heads) or a positive divisor of "
+                f"n_heads = {self.n_heads} (each KV head serves n_heads / n_kv_heads query heads)"
             )
         for name, allowed in (("positional", POSITIONAL_SCHEMES), ("norm", NORMS), ("activation", ACTIVATIONS)):
             if getattr(self, name) not in allowed:
@@ -63,6 +74,11 @@ class ModelConfig:
     def head_dim(self) -> int:
         """Dh = D / H, the width of one attention head."""
         return self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        """Hkv, the number of key/value heads: ``n_kv_heads``, or ``n_heads`` when that is None."""
+        return self.n_heads if self.n_kv_heads is None else self.n_kv_heads
 
     @classmethod
     def gpt2(cls, **overrides: Any) -> ModelConfig:
@@ -96,3 +112,15 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"ModelConfig: unknown field(s) {unknown}; expected only {sorted(known)}")
         return cls(**data)
+
+
+# ---------------------------------------------------------------------------- allowed values
+# The choices of each enumerated field, for tools that enumerate configurations (the
+# conformance suite's covering sets read them here and never keep a copy). A new
+# enumerated field, or a new value of one, is added here and nowhere else; boolean
+# fields need no entry (both values are allowed).
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {
+    "positional": POSITIONAL_SCHEMES,
+    "norm": NORMS,
+    "activation": ACTIVATIONS,
+}

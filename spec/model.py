@@ -64,9 +64,10 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes[p + "ln1.weight"] = (D,)
         if norm_has_bias:
             shapes[p + "ln1.bias"] = (D,)
-        shapes[p + "attn.qkv.weight"] = (D, 3 * D)
+        qkv = (config.n_heads + 2 * config.kv_heads) * config.head_dim  # q, then k and v of the Hkv KV heads
+        shapes[p + "attn.qkv.weight"] = (D, qkv)
         if config.bias:
-            shapes[p + "attn.qkv.bias"] = (3 * D,)
+            shapes[p + "attn.qkv.bias"] = (qkv,)
         shapes[p + "attn.proj.weight"] = (D, D)
         if config.bias:
             shapes[p + "attn.proj.bias"] = (D,)

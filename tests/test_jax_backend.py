@@ -22,7 +22,7 @@ import pytest
 jax = pytest.importorskip("jax")
 
 from transformer_spec.backends import KVCache, load_backend, missing_kernels  # noqa: E402
-from transformer_spec.backends.jax import TRACE_COUNTS, JaxBackend, StaticKVCache  # noqa: E402
+from transformer_spec.backends.jax import JaxBackend, StaticKVCache  # noqa: E402
 from transformer_spec.backends.numpy import NumpyBackend  # noqa: E402
 from transformer_spec.spec.config import ModelConfig  # noqa: E402
 from transformer_spec.spec.errors import ConfigError, DTypeError, OutOfRangeError, ShapeError, SpecError  # noqa: E402
@@ -332,17 +332,17 @@ def test_static_cache_decoding_equals_full_forward(name):
 def test_no_recompilation_for_same_shapes_and_across_decode_steps():
     config, _, jparams, ids = _model("learned_layer_gelutanh_tied_bias")
     _decode_incrementally(jb, jparams, config, ids)  # compiles the prompt and the step programs (if not yet)
-    before = TRACE_COUNTS["model_forward"]
+    before = jb.trace_counts().get("model_forward", 0)
     jb.model_forward(jparams, config, jb.asarray(ids[:, :3], "int64"))  # same prompt shape again
     _decode_incrementally(jb, jparams, config, ids)  # four more decoding steps, at new positions
-    assert TRACE_COUNTS["model_forward"] == before, "a call with seen shapes compiled again"
+    assert jb.trace_counts().get("model_forward", 0) == before, "a call with seen shapes compiled again"
     for length in (5, 6, 8):  # padded to the bucket of L = 7 (8 positions): the same program
         logits, cache = jb.model_forward(jparams, config, jb.asarray(np.resize(ids, (B, length)), "int64"))
         assert logits.shape == (B, length, config.vocab_size) and cache.length == length
-    assert TRACE_COUNTS["model_forward"] == before, "prompt lengths in one power-of-two bucket compiled again"
+    assert jb.trace_counts().get("model_forward", 0) == before, "prompt lengths in one power-of-two bucket compiled again"
     other = ModelConfig(**{**TINY, "d_ff": 24})  # the counter does move when something new is compiled
     jb.model_forward({k: jb.asarray(v) for k, v in init_parameters(other, 0).items()}, other, jb.asarray(ids[:, :3], "int64"))
-    assert TRACE_COUNTS["model_forward"] == before + 1
+    assert jb.trace_counts().get("model_forward", 0) == before + 1
 
 
 def test_branching_off_an_older_cache_leaves_both_valid():
@@ -431,10 +431,11 @@ def test_value_and_grad_float32_runs_and_rejects_non_scalars():
 X64_SCRIPT = textwrap.dedent(
     """
     import json, numpy as np
-    from transformer_spec.backends.jax import JaxBackend
+    from transformer_spec.backends.jax import JaxBackend, enable_persistent_cache
     from transformer_spec.backends.numpy import NumpyBackend
     from transformer_spec.spec.config import ModelConfig
     from transformer_spec.spec.model import init_parameters
+    enable_persistent_cache()  # from $TSPEC_JAX_CACHE_DIR: an explicit call, never a side effect of importing
     jb, nb = JaxBackend(), NumpyBackend()
     config = ModelConfig(vocab_size=48, context_length=16, d_model=16, n_heads=2, n_layers=2, d_ff=32,
                          positional="rotary", norm="rms", activation="swiglu")
@@ -464,7 +465,7 @@ X64_SCRIPT = textwrap.dedent(
 
 
 def test_float64_and_value_and_grad_against_central_differences_in_x64_subprocess(tmp_path):
-    """Also checks that TSPEC_JAX_CACHE_DIR turns on the persistent compilation cache."""
+    """Also checks that enable_persistent_cache() with TSPEC_JAX_CACHE_DIR writes the persistent compilation cache."""
     cache_dir = tmp_path / "jax-cache"
     environment = {**os.environ, "JAX_ENABLE_X64": "1", "JAX_PLATFORMS": "cpu", "TSPEC_JAX_CACHE_DIR": str(cache_dir)}
     done = subprocess.run(

@@ -78,42 +78,40 @@ def skipgram_pairs(documents: Sequence[Sequence[int]], window: int) -> np.ndarra
     return np.concatenate(pairs)
 
 
-def negative_sampling_loss(backend, params, centres, contexts, negatives, checked: bool = True):
-    """The skip-gram negative-sampling loss of one batch (native arrays in, a native scalar out).
+def negative_sampling_loss(ops, params, centres, contexts, negatives):
+    """The skip-gram negative-sampling loss of one batch on a kernel namespace (``backend.ops``): a native scalar.
 
-    ``checked=False`` calls the backend's kernels directly (no host-side argument checks), which is what
-    a compiled (``jax.jit``) step needs; the ids are then in range by construction.
+    Kernels only, no host-side argument checks, so the backend's ``compile`` hook can compile it; the ids
+    are in range by construction (drawn from the vocabulary).
     """
-    embedding = backend.embedding if checked else backend._embedding
-    v = embedding(params["in"], centres)  # (B, D)
-    u_true = embedding(params["out"], contexts)  # (B, D)
-    u_noise = embedding(params["out"], negatives)  # (B, K, D)
+    v = ops.embedding(params["in"], centres)  # (B, D)
+    u_true = ops.embedding(params["out"], contexts)  # (B, D)
+    u_noise = ops.embedding(params["out"], negatives)  # (B, K, D)
     positive = (v * u_true).sum(-1)  # (B,)
     negative = (u_noise * v[:, None, :]).sum(-1)  # (B, K)
-    return -(log_sigmoid(backend, positive, checked).mean() + log_sigmoid(backend, -negative, checked).sum(-1).mean())
+    return -(log_sigmoid(ops, positive).mean() + log_sigmoid(ops, -negative).sum(-1).mean())
 
 
-def log_sigmoid(backend, x, checked: bool = True):
+def log_sigmoid(ops, x):
     """log σ(x) = log_softmax over (0, x), second entry: stable for any finite x."""
-    concat, log_softmax = (backend.concat, backend.log_softmax) if checked else (backend._concat, backend._log_softmax)
-    pair = concat([x[..., None] * 0.0, x[..., None]], -1)  # (..., 2)
-    return log_softmax(pair, -1)[..., 1]
+    pair = ops.concat([x[..., None] * 0.0, x[..., None]], -1)  # (..., 2)
+    return ops.log_softmax(pair, -1)[..., 1]
 
 
-def _compiled_jax_step(backend, optimizer):
-    """(params, m, v, centres, contexts, negatives, lr, bc1, bc2) → (loss, params, m, v), compiled with jax.jit."""
-    import jax
-
+def compiled_step(backend, optimizer):
+    """(params, m, v, centres, contexts, negatives, lr, bc1, bc2) → (loss, params, m, v): the gradient and AdamW
+    through the backend's hooks (``value_and_grad``, then ``compile`` over the whole step)."""
     from transformer_spec.train.optim import adamw_update
 
-    value_and_grad = backend.value_and_grad(lambda p, c, o, n: negative_sampling_loss(backend, p, c, o, n, checked=False))
+    ops = backend.ops
+    value_and_grad = backend.value_and_grad(lambda p, c, o, n: negative_sampling_loss(ops, p, c, o, n))
 
     def step(params, m, v, centres, contexts, negatives, lr, bc1, bc2):
         loss, grads = value_and_grad(params, centres, contexts, negatives)
         params, m, v = adamw_update(params, grads, m, v, lr=lr, bias_correction1=bc1, bias_correction2=bc2, config=optimizer)
         return loss, params, m, v
 
-    return jax.jit(step)
+    return backend.compile(step)
 
 
 class Word2Vec:
@@ -131,7 +129,7 @@ class Word2Vec:
     def train(cls, texts: Iterable[str], backend="torch", config: Word2VecConfig | None = None) -> Word2Vec:
         """Train on ``texts`` (each a document) with ``backend`` (a name or a Backend with autodiff)."""
         from transformer_spec.backends import load_backend
-        from transformer_spec.train.optim import AdamWConfig, bias_corrections, init_moments, learning_rate_at, optimizer_step
+        from transformer_spec.train.optim import AdamWConfig, bias_corrections, init_moments, learning_rate_at
 
         config = config or Word2VecConfig()
         backend = load_backend(backend)
@@ -168,8 +166,8 @@ class Word2Vec:
             lr=config.lr, warmup_steps=max(1, config.steps // 20), total_steps=config.steps, weight_decay=0.0, grad_clip=None
         )
         m, v = init_moments(params)
-        step_fn = _compiled_jax_step(backend, optimizer) if backend.name == "jax" else None
-        value_and_grad = backend.value_and_grad(lambda p, c, o, n: negative_sampling_loss(backend, p, c, o, n))
+        step_fn = compiled_step(backend, optimizer)
+        scalar = np.float32 if backend.compiles else float  # traced scalars: a new rate does not recompile
         losses = []
         for step in range(1, config.steps + 1):
             chosen = pairs[rng.integers(0, len(pairs), size=config.batch_size)]  # (B, 2)
@@ -179,14 +177,9 @@ class Word2Vec:
                 backend.asarray(chosen[:, 1], "int64"),
                 backend.asarray(negatives, "int64"),
             )
-            if step_fn is not None:  # JAX: gradient and AdamW in one compiled function
-                bc1, bc2 = bias_corrections(step, optimizer)
-                loss, params, m, v = step_fn(
-                    params, m, v, *batch, np.float32(learning_rate_at(step, optimizer)), np.float32(bc1), np.float32(bc2)
-                )
-            else:
-                loss, grads = value_and_grad(params, *batch)
-                params, m, v, _, _ = optimizer_step(params, grads, m, v, step, optimizer)
+            bc1, bc2 = bias_corrections(step, optimizer)
+            lr = learning_rate_at(step, optimizer)
+            loss, params, m, v = step_fn(params, m, v, *batch, scalar(lr), scalar(bc1), scalar(bc2))
             losses.append(float(backend.to_numpy(loss)))
         return cls(vocabulary, backend.to_numpy(params["in"]), losses)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,11 +39,14 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
         "--engine",
         default="auto",
         choices=("auto", "plain", "torch", "jax"),
-        help="how a step runs: auto = the backend's fast path; plain = the reference path",
+        help="how a step runs: auto = through the backend's hooks (compile, fused optimizer); plain = the reference "
+        "path ('torch' and 'jax' are deprecated aliases of auto)",
     )
-    group.add_argument("--compile", action="store_true", help="torch.compile the loss (torch backend)")
     group.add_argument(
-        "--threads", type=int, default=None, help="torch intra-op threads (on a busy shared machine 1 is often fastest)"
+        "--compile", action="store_true", help="use the backend's compiler where it is optional (torch: torch.compile)"
+    )
+    group.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for the backend (on a busy shared machine 1 is often fastest)"
     )
 
 
@@ -96,13 +100,17 @@ def setup_backend(args: argparse.Namespace):
 
     backend = load_backend(args.backend)
     require_autodiff(backend)
+    if getattr(args, "compile", False):
+        compiling = backend.compiling()
+        if compiling is None:
+            raise ConfigError(
+                f"--compile: backend {backend.name!r} has no compiler (its compile hook runs functions as they are)"
+            )
+        backend = compiling
     if args.threads is not None:
         if isinstance(args.threads, bool) or args.threads < 1:
             raise ConfigError(f"--threads {args.threads}, expected an integer >= 1")
-        if backend.name == "torch":
-            import torch
-
-            torch.set_num_threads(args.threads)
+        backend.set_threads(args.threads)
     return backend
 
 
@@ -152,4 +160,13 @@ def interrupted(result, command: str) -> int:
         f"{what}: stopped after step {result.step}; saved to {where}; continue with: tspec {command} --resume {where}",
         file=sys.stderr,
     )
-    return SIGNAL_EXIT_STATUS.get(result.signal or "SIGINT", 130)
+    status = SIGNAL_EXIT_STATUS.get(result.signal or "SIGINT", 130)
+    if result.signal is not None:
+        # A signal asked the process to end, and everything is saved (committed and fsynced). Leave now: the
+        # interpreter's clean-up (library atexit hooks, after which Python restores the default handlers) takes a
+        # while, and a second Ctrl-C landing there would kill the process by SIGINT or print a KeyboardInterrupt
+        # traceback instead of exiting quietly with this status.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status

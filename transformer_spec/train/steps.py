@@ -1,38 +1,41 @@
-"""Train steps: the gradient from the backend's ``value_and_grad``, the update from :mod:`transformer_spec.train.optim`.
+"""Train steps: the loss from the model written once, the gradient and the speed from the backend's hooks.
 
 An engine holds the parameters and the optimizer's moments as native arrays
-and runs one step at a time. Engines differ only in *how* a step runs:
+and runs one step at a time. What a step does is the same for every backend:
 
+1. the loss and its gradient — :func:`transformer_spec.backends.model.loss`
+   through the backend's ``value_and_grad`` hook — and the global gradient norm;
+2. a step whose loss or gradient norm is not finite is reported and skipped
+   (the parameters stay as they were);
+3. clipping and AdamW (:mod:`transformer_spec.train.optim`).
+
+How fast it runs is the backend's business, asked by capability, never by name:
+both phases go through its ``compile`` hook (JAX: ``jax.jit``; PyTorch with
+``compile=True``: ``torch.compile``; NumPy and plain PyTorch: as they are), and
+the update uses the backend's fused ``adamw_update`` when it has one (PyTorch:
+in-place ``torch._foreach_*``). Engine kinds:
+
+``auto``
+    the backend's hooks, as above.
 ``plain``
-    Any backend with autodiff. The loss is the contract's own functions
-    (``backend.model_forward`` + ``backend.cross_entropy``, with their argument
-    checks); the update is :func:`~transformer_spec.train.optim.optimizer_step` on native
-    arrays with arithmetic operators. The reference the fast paths are tested
-    against.
-``torch``
-    The same loss, optionally through ``torch.compile`` (of the forward kernels
-    and the loss: no per-call Python argument checks inside the graph), and the
-    in-place ``torch._foreach_*`` optimizer
-    (:func:`~transformer_spec.train.optim.torch_optimizer_step_inplace`).
-``jax``
-    The whole step — forward, gradient (through ``backend.value_and_grad``),
-    clipping and AdamW — is one ``jax.jit`` function of
-    (params, moments, batch, rate, bias corrections), compiled once per batch
-    shape. The update is the same :func:`~transformer_spec.train.optim.optimizer_step`
-    code, traced.
+    no hooks: no compilation and the operator-by-operator AdamW. The reference
+    the fast paths are tested against.
 
-Every engine refuses to apply a step whose loss or gradient norm is not
-finite: it reports it and keeps the parameters as they were.
+(``torch`` and ``jax`` were engine kinds in 0.1; they still work, as ``auto``
+for a backend of that name, with a FutureWarning.)
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from transformer_spec.backends import model
+from transformer_spec.backends.cache import NoCache
 from transformer_spec.spec.config import ModelConfig
 from transformer_spec.spec.errors import ConfigError
 
@@ -42,14 +45,14 @@ from .optim import (
     adamw_update,
     bias_corrections,
     clip_by_global_norm,
+    decays,
     global_norm,
     init_moments,
     learning_rate_at,
-    optimizer_step,
-    torch_optimizer_step_inplace,
 )
 
-ENGINES = ("auto", "plain", "torch", "jax")
+ENGINES = ("auto", "plain")
+DEPRECATED_ENGINES = ("torch", "jax")  # 0.1 names: the backend's fast path, now "auto"
 
 
 @dataclass(frozen=True)
@@ -69,9 +72,7 @@ def require_autodiff(backend) -> None:
 
 
 class Engine:
-    """Parameters + moments as native arrays, and one ``step`` at a time. Subclasses choose how a step runs."""
-
-    name = "plain"
+    """Parameters + moments as native arrays, and one ``step`` at a time, through the backend's hooks (``hooks=True``)."""
 
     def __init__(
         self,
@@ -80,11 +81,14 @@ class Engine:
         optimizer: AdamWConfig,
         params: dict[str, np.ndarray],
         moments: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] | None = None,
+        hooks: bool = True,
     ) -> None:
         require_autodiff(backend)
         self.backend = backend
         self.model_config = model_config
         self.optimizer = optimizer
+        self.hooks = hooks
+        self.name = "auto" if hooks else "plain"
         dtype = str(next(iter(params.values())).dtype)
         self.params = {n: backend.asarray(np.asarray(p), dtype) for n, p in params.items()}
         if moments is None:
@@ -92,33 +96,61 @@ class Engine:
         else:
             self.m = {n: backend.asarray(np.asarray(a), dtype) for n, a in moments[0].items()}
             self.v = {n: backend.asarray(np.asarray(a), dtype) for n, a in moments[1].items()}
-        self._value_and_grad = backend.value_and_grad(self._loss)
+        self._decay = {n: decays(tuple(p.shape)) for n, p in self.params.items()}
+        compile = backend.compile if hooks else (lambda fn, **_: fn)
+        ops, config = backend.ops, model_config
 
-    # The loss through the contract's checked functions.
-    def _loss(self, params, ids, targets):
-        logits, _ = self.backend.model_forward(params, self.model_config, ids)  # (B, L, V)
-        return self.backend.cross_entropy(logits, targets, IGNORE_INDEX)
+        def loss(params, ids, targets):
+            return model.loss(ops, params, config, ids, targets, NoCache(), IGNORE_INDEX)
+
+        value_and_grad = backend.value_and_grad(loss)
+
+        def gradients(params, ids, targets):
+            value, grads = value_and_grad(params, ids, targets)
+            return value, grads, global_norm(grads)
+
+        self._loss = compile(loss)
+        self._gradients = compile(gradients)
+        self._fused_update = backend.adamw_update if hooks else None
+        self._update = compile(self._plain_update)
+
+    def _plain_update(self, params, grads, m, v, norm, lr, bc1, bc2):
+        if self.optimizer.grad_clip is not None:
+            grads, _ = clip_by_global_norm(grads, self.optimizer.grad_clip, norm)
+        return adamw_update(params, grads, m, v, lr=lr, bias_correction1=bc1, bias_correction2=bc2, config=self.optimizer)
 
     def _batch(self, ids: np.ndarray, targets: np.ndarray) -> tuple[Any, Any]:
+        """The batch as native int64 arrays, checked on the host once, before any compiled code sees it."""
+        V = self.model_config.vocab_size
+        if ids.size and (ids.min() < 0 or ids.max() >= V):
+            raise ConfigError(f"training batch holds token ids outside [0, {V}); expected ids from the model's tokenizer")
         return self.backend.asarray(ids, "int64"), self.backend.asarray(targets, "int64")
 
     def step(self, ids: np.ndarray, targets: np.ndarray, step: int) -> StepResult:
-        loss, grads = self._value_and_grad(self.params, *self._batch(ids, targets))
-        norm = global_norm(grads)
+        loss, grads, norm = self._gradients(self.params, *self._batch(ids, targets))
         loss_value, norm_value = float(loss), float(norm)
         lr = learning_rate_at(step, self.optimizer)
         if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             return StepResult(loss_value, norm_value, lr, False)
-        self._update(grads, step, norm)
+        bc1, bc2 = bias_corrections(step, self.optimizer)
+        if self._fused_update is not None:
+            if self.optimizer.grad_clip is not None:
+                grads, _ = clip_by_global_norm(grads, self.optimizer.grad_clip, norm)
+            opt = self.optimizer
+            self.params, self.m, self.v = self._fused_update(
+                self.params, grads, self.m, self.v, lr=lr, beta1=opt.beta1, beta2=opt.beta2, eps=opt.eps,
+                weight_decay=opt.weight_decay, bias_correction1=bc1, bias_correction2=bc2, decay=self._decay,
+            )  # fmt: skip
+        else:
+            scalar = np.float32 if self.backend.compiles else float  # traced scalars: a new rate does not recompile
+            self.params, self.m, self.v = self._update(
+                self.params, grads, self.m, self.v, norm, scalar(lr), scalar(bc1), scalar(bc2)
+            )
         return StepResult(loss_value, norm_value, lr, True)
-
-    def _update(self, grads, step: int, norm) -> None:
-        self.params, self.m, self.v, _, _ = optimizer_step(self.params, grads, self.m, self.v, step, self.optimizer, norm)
 
     def loss(self, ids: np.ndarray, targets: np.ndarray) -> tuple[float, int]:
         """(mean loss, number of scored targets) of one batch, without a gradient."""
-        logits, _ = self.backend.model_forward(self.params, self.model_config, self.backend.asarray(ids, "int64"))
-        value = self.backend.cross_entropy(logits, self.backend.asarray(targets, "int64"), IGNORE_INDEX)
+        value = self._loss(self.params, *self._batch(ids, targets))
         return float(self.backend.to_numpy(value)), int((targets != IGNORE_INDEX).sum())
 
     def params_numpy(self) -> dict[str, np.ndarray]:
@@ -131,102 +163,27 @@ class Engine:
         )
 
 
-class TorchEngine(Engine):
-    """PyTorch: optional ``torch.compile`` of the loss, in-place ``_foreach`` AdamW."""
-
-    name = "torch"
-
-    def __init__(self, backend, model_config, optimizer, params, moments=None, compile: bool = False) -> None:
-        super().__init__(backend, model_config, optimizer, params, moments)
-        self.compiled = compile
-        if compile:
-            import torch
-
-            config = model_config
-
-            def kernel_loss(params, ids, targets):
-                # The kernels without the per-call argument checks (they read ids on the host, which would
-                # break the graph); the batch was checked when it was built.
-                logits, _ = backend._model_forward(params, config, ids, backend.init_cache(config, ids.shape[0]))  # (B, L, V)
-                return backend._cross_entropy(logits, targets, IGNORE_INDEX)
-
-            self._compiled_loss = torch.compile(kernel_loss, dynamic=False)
-            self._value_and_grad = backend.value_and_grad(self._compiled_loss)
-
-    def _update(self, grads, step, norm) -> None:
-        torch_optimizer_step_inplace(self.params, grads, self.m, self.v, step, self.optimizer, norm)
-
-
-class JaxEngine(Engine):
-    """JAX: forward, gradient, clipping and AdamW compiled together with ``jax.jit``."""
-
-    name = "jax"
-
-    def __init__(self, backend, model_config, optimizer, params, moments=None) -> None:
-        super().__init__(backend, model_config, optimizer, params, moments)
-        import jax
-
-        config, opt = model_config, optimizer
-
-        def kernel_loss(params, ids, targets):
-            # Inside jit the batch is traced: the contract's checks (which read ids on the host) ran when it was built.
-            logits, _ = backend._model_forward(params, config, ids, backend.init_cache(config, ids.shape[0]))  # (B, L, V)
-            return backend._cross_entropy(logits, targets, IGNORE_INDEX)
-
-        value_and_grad = backend.value_and_grad(kernel_loss)
-
-        def train_step(params, m, v, ids, targets, lr, bc1, bc2):
-            loss, grads = value_and_grad(params, ids, targets)
-            norm = global_norm(grads)
-            if opt.grad_clip is not None:
-                grads, _ = clip_by_global_norm(grads, opt.grad_clip, norm)
-            new_params, new_m, new_v = adamw_update(
-                params, grads, m, v, lr=lr, bias_correction1=bc1, bias_correction2=bc2, config=opt
-            )
-            return loss, norm, new_params, new_m, new_v
-
-        def eval_loss(params, ids, targets):
-            return kernel_loss(params, ids, targets)
-
-        self._train_step = jax.jit(train_step)
-        self._eval_loss = jax.jit(eval_loss)
-
-    def step(self, ids, targets, step) -> StepResult:
-        lr = learning_rate_at(step, self.optimizer)
-        bc1, bc2 = bias_corrections(step, self.optimizer)
-        dtype = np.float32
-        loss, norm, params, m, v = self._train_step(
-            self.params, self.m, self.v, *self._batch(ids, targets), dtype(lr), dtype(bc1), dtype(bc2)
-        )
-        loss_value, norm_value = float(loss), float(norm)
-        if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
-            return StepResult(loss_value, norm_value, lr, False)
-        self.params, self.m, self.v = params, m, v
-        return StepResult(loss_value, norm_value, lr, True)
-
-    def loss(self, ids, targets):
-        value = self._eval_loss(self.params, *self._batch(ids, targets))
-        return float(value), int((targets != IGNORE_INDEX).sum())
-
-
 def make_engine(kind: str, backend, model_config, optimizer, params, moments=None, compile: bool = False) -> Engine:
-    """The engine ``kind`` ("auto": the backend's fast one) for ``backend``."""
+    """The engine ``kind`` for ``backend``: "auto" (its hooks) or "plain" (none).
+
+    ``compile=True`` asks for a backend whose ``compile`` hook really compiles; a backend that cannot is refused
+    with a clear error (PyTorch: ``load_backend("torch")`` made with ``compile=True``, see ``--compile``).
+    """
     require_autodiff(backend)
+    if kind in DEPRECATED_ENGINES:
+        warnings.warn(
+            f"engine {kind!r} is deprecated since 0.2: the backend's hooks choose the fast path; use engine 'auto'",
+            FutureWarning,
+            stacklevel=2,
+        )
+        if backend.name != kind:
+            raise ConfigError(f"engine {kind!r} needs the {kind} backend, got {backend.name!r}; use engine 'auto'")
+        kind = "auto"
     if kind not in ENGINES:
         raise ConfigError(f"engine = {kind!r}, expected one of {', '.join(ENGINES)}")
-    if kind == "auto":
-        kind = backend.name if backend.name in ("torch", "jax") else "plain"
-    if kind == "torch":
-        if backend.name != "torch":
-            raise ConfigError(f"engine 'torch' needs the torch backend, got {backend.name!r}")
-        return TorchEngine(backend, model_config, optimizer, params, moments, compile=compile)
-    if compile:
+    if compile and not (kind == "auto" and backend.compiles):
         raise ConfigError(
-            f"--compile needs the torch backend and engine (got backend {backend.name!r}, engine {kind!r}); "
-            f"JAX's engine is always compiled with jax.jit"
+            f"--compile needs engine 'auto' and a backend that compiles (got backend {backend.name!r} with "
+            f"compiles={backend.compiles}, engine {kind!r}); e.g. --backend torch --compile, or --backend jax"
         )
-    if kind == "jax":
-        if backend.name != "jax":
-            raise ConfigError(f"engine 'jax' needs the jax backend, got {backend.name!r}")
-        return JaxEngine(backend, model_config, optimizer, params, moments)
-    return Engine(backend, model_config, optimizer, params, moments)
+    return Engine(backend, model_config, optimizer, params, moments, hooks=kind == "auto")
