@@ -10,12 +10,15 @@ import numpy as np
 import pytest
 
 from transformer_spec.checkpoint import (
+    COMMIT_DIR,
     CONFIG_FILE,
+    SCRATCH_PREFIX,
     WEIGHTS_FILE,
     Checkpoint,
     CheckpointError,
     default_checkpoint_path,
     load_checkpoint,
+    recover_folder,
     save_checkpoint,
 )
 from transformer_spec.spec.config import ModelConfig
@@ -232,3 +235,73 @@ def test_failed_save_leaves_old_checkpoint_intact(saved: Path, bpe: ByteLevelBPE
     with pytest.raises(OSError):
         save_checkpoint(saved, CONFIG, init_parameters(CONFIG, seed=9), exploding)
     assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+
+
+# ---------------------------------------------------------------------- atomic saves
+
+
+class FolderSnapshots:
+    """Copies of a folder taken just before every rename, replace, unlink and rmdir: what `kill -9` could leave."""
+
+    def __init__(self, folder: Path, into: Path) -> None:
+        self.folder, self.into, self.taken = folder, into, []
+
+    def take(self) -> None:
+        copy = self.into / f"cut{len(self.taken):03d}"
+        shutil.copytree(self.folder, copy, symlinks=True)
+        self.taken.append(copy)
+
+    def install(self, monkeypatch) -> None:
+        import os
+
+        for name in ("rename", "replace", "unlink", "rmdir"):
+            real = getattr(os, name)
+
+            def wrapped(*args, _real=real, **kwargs):
+                self.take()
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(os, name, wrapped)
+
+
+def test_a_save_killed_at_any_moment_leaves_the_old_or_the_new_checkpoint(
+    tmp_path: Path, bpe: ByteLevelBPETokenizer, monkeypatch
+) -> None:
+    old, new = init_parameters(CONFIG, seed=1), init_parameters(CONFIG, seed=2)
+    folder = save_checkpoint(tmp_path / "ck", CONFIG, old, bpe, {"step": 1}, extra_files={"state.json": b'{"step": 1}'})
+    snapshots = FolderSnapshots(folder, tmp_path)
+    snapshots.install(monkeypatch)
+    save_checkpoint(folder, CONFIG, new, bpe, {"step": 2}, extra_files={"state.json": b'{"step": 2}'})
+    monkeypatch.undo()
+    snapshots.take()  # and after the save returned
+    assert len(snapshots.taken) >= 10  # every file's move is a moment the process could die at
+    seen = set()
+    for cut in snapshots.taken:
+        loaded = load_checkpoint(cut)  # completes a commit cut short, then reads
+        step = loaded.metadata["step"]
+        expected = old if step == 1 else new
+        assert all(np.array_equal(loaded.params[n], expected[n]) for n in expected), cut.name
+        assert json.loads((cut / "state.json").read_text())["step"] == step, cut.name  # the extra file is from the same save
+        seen.add(step)
+        assert not (cut / COMMIT_DIR).exists()
+    assert seen == {1, 2}
+
+
+def test_recover_folder_removes_scratch_of_killed_saves(saved: Path) -> None:
+    before = {p.name: p.read_bytes() for p in saved.iterdir() if p.is_file()}
+    (saved / (SCRATCH_PREFIX + "abc")).mkdir()
+    (saved / (SCRATCH_PREFIX + "abc") / WEIGHTS_FILE).write_bytes(b"half")
+    (saved / ".tspec-probe-x").write_bytes(b"")
+    assert recover_folder(saved) == [".tspec-probe-x", SCRATCH_PREFIX + "abc"]
+    assert {p.name: p.read_bytes() for p in saved.iterdir()} == before
+    load_checkpoint(saved)
+
+
+def test_extra_files_may_not_replace_the_checkpoints_own(tmp_path: Path, bpe: ByteLevelBPETokenizer) -> None:
+    params = init_parameters(CONFIG, seed=0)
+    for name in (CONFIG_FILE, "vocab.json", "../x", ".hidden", ""):
+        with pytest.raises(CheckpointError, match="extra file name"):
+            save_checkpoint(tmp_path / "a", CONFIG, params, bpe, extra_files={name: b"x"})
+    with pytest.raises(CheckpointError, match="expected bytes"):
+        save_checkpoint(tmp_path / "a", CONFIG, params, bpe, extra_files={"notes.txt": "text"})
+    assert not (tmp_path / "a" / WEIGHTS_FILE).exists()

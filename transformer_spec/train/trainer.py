@@ -555,7 +555,14 @@ class _signals_request_stop:
     def _handler(self, signum, frame) -> None:
         name = signal.Signals(signum).name
         if self.trainer._stop_requested:
-            kept = f"; the last complete checkpoint in {self.trainer.out_dir} is kept" if self.trainer.out_dir else ""
+            trainer = self.trainer
+            kept = ""
+            if trainer.out_dir is not None:
+                kept = (
+                    f"; the last complete checkpoint (step {trainer.last_saved_step}) in {trainer.out_dir} is kept"
+                    if trainer.last_saved_step is not None
+                    else "; no checkpoint had been saved yet"
+                )
             try:
                 sys.stdout.flush()
                 sys.stderr.write(f"\n{name} again: stopped at once, without saving{kept}\n")
@@ -576,5 +583,10 @@ class _signals_request_stop:
         return self
 
     def __exit__(self, *exc) -> None:
+        if self.trainer._stop_signal is not None:
+            # Stopped by a signal: the process is on its way out. Keep this handler, so a second signal during the
+            # closing lines or the interpreter's clean-up still exits at once, quietly, instead of raising
+            # KeyboardInterrupt inside some library's atexit hook.
+            return
         for number, previous in self.previous.items():
             signal.signal(number, previous)
