@@ -9,10 +9,12 @@ proof that the checks have teeth, not only that they pass.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
+from scipy.special import erf
 
-from transformer_spec.backends.base import KVCache
+from transformer_spec.backends.cache import KVCache, arange_positions
 from transformer_spec.backends.numpy import NumpyBackend
 
 
@@ -186,33 +188,31 @@ class FullyMaskedRowUniform(Mutant):
 
 
 class HeadsSplitWithoutTranspose(Mutant):
-    """Reshapes (B, L, 3D) straight to (3, B, H, L, Dh), mixing positions and heads."""
+    """Swaps the sequence and head axes with a reshape instead of a transpose (the classic head-split bug):
+    (B, L, H, Dh) is reread as (B, H, L, Dh), mixing positions and heads."""
 
     breaks = "multihead_attention.matches_reference"
 
-    def _multihead_attention(self, params, config, x, prefix, past, positions):
-        B, L, D = x.shape
-        H, Dh = config.n_heads, config.head_dim
-        qkv = self._linear(x, params[prefix + "qkv.weight"], params.get(prefix + "qkv.bias"))
-        qkv = qkv.reshape(3, B, H, L, Dh)  # the bug: no transpose
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        if config.positional == "rotary":
-            q, k = self._rotary(q, positions, config.rope_base), self._rotary(k, positions, config.rope_base)
-        if past is not None:
-            k, v = np.concatenate([past[0], k], 2), np.concatenate([past[1], v], 2)
-        out, _ = self._attention(q, k, v, None, True, 1.0 / math.sqrt(Dh), False)
-        out = out.reshape(B, L, D)  # the bug again: no transpose back
-        return self._linear(out, params[prefix + "proj.weight"], params.get(prefix + "proj.bias")), (k, v)
+    def _transpose(self, x, axes):
+        if tuple(axes) == (0, 2, 1, 3):
+            return x.reshape(x.shape[0], x.shape[2], x.shape[1], x.shape[3])  # the bug: no transpose
+        return super()._transpose(x, axes)
 
 
 class FeedForwardMixesPositions(Mutant):
-    """Averages the hidden layer over the sequence: positions leak into each other."""
+    """Averages the output over the sequence: positions leak into each other."""
 
     breaks = "feedforward.position_wise"
 
-    def _feed_forward(self, params, config, x, prefix):
-        out = super()._feed_forward(params, config, x, prefix)
+    def feed_forward(self, params, config, x, prefix="blocks.0.mlp."):
+        out = super().feed_forward(params, config, x, prefix)
         return (out + out.mean(axis=1, keepdims=True)) / 2
+
+
+def _public_norm(backend, params, config, x, prefix):
+    if config.norm == "rms":
+        return backend.rms_norm(x, params[prefix + "weight"], eps=config.norm_eps)
+    return backend.layer_norm(x, params[prefix + "weight"], params.get(prefix + "bias"), eps=config.norm_eps)
 
 
 class BlockPostNorm(Mutant):
@@ -220,33 +220,159 @@ class BlockPostNorm(Mutant):
 
     breaks = "block.matches_reference"
 
-    def _block(self, params, config, x, prefix, past, positions):
-        attn, kv = self._multihead_attention(params, config, x, prefix + "attn.", past, positions)
-        h = self._norm(params, config, x + attn, prefix + "ln1.")
-        return self._norm(params, config, h + self._feed_forward(params, config, h, prefix + "mlp."), prefix + "ln2."), kv
+    def block(self, params, config, x, prefix="blocks.0.", past=None, positions=None):
+        attn, kv = self.multihead_attention(params, config, x, prefix + "attn.", past, positions)
+        h = _public_norm(self, params, config, x + attn, prefix + "ln1.")
+        return _public_norm(self, params, config, h + self.feed_forward(params, config, h, prefix + "mlp."), prefix + "ln2."), kv
+
+
+class _PositionsFromZero(KVCache):
+    """A KV cache whose new tokens always get positions 0, 1, ... (the bug of KVCachePositionsRestartAtZero)."""
+
+    def positions(self, ops, L):
+        return arange_positions(ops, 0, L)
 
 
 class KVCachePositionsRestartAtZero(Mutant):
-    """Each new chunk gets positions 0, 1, ... instead of continuing after the cache."""
+    """Each new chunk gets positions 0, 1, ... instead of continuing after the cache (a cache hook bug)."""
 
     breaks = "model.cached_equals_full"
 
-    def _model_forward(self, params, config, ids, cache):
-        logits, new = super()._model_forward(params, config, ids, KVCache(cache.keys, cache.values, 0))
-        return logits, KVCache(new.keys, new.values, cache.length + ids.shape[1])
+    def init_cache(self, config, batch_size=1):
+        return _PositionsFromZero(keys=[None] * config.n_layers, values=[None] * config.n_layers, length=0)
+
+
+# ---------------------------------------------------------------------- group 1: a config field ignored
+# A composite that ignores a field can only be caught when the suite varies that field
+# (the covering set gives every field every value; see strategies.config_dimensions).
 
 
 class UntiedHeadIgnored(Mutant):
-    """Always projects with wte transposed, even when the model has its own lm_head."""
+    """Always projects with wte transposed, even when the model has its own lm_head (ignores tie_embeddings)."""
 
     breaks = "model.matches_reference"
 
-    def _model_forward(self, params, config, ids, cache):
+    def model_forward(self, params, config, ids, cache=None):
         if not config.tie_embeddings:
-            from dataclasses import replace
-
+            params = {k: v for k, v in params.items() if k != "lm_head.weight"}
             config = replace(config, tie_embeddings=True)
-        return super()._model_forward(params, config, ids, cache)
+        return super().model_forward(params, config, ids, cache)
+
+
+class NormEpsIgnored(Mutant):
+    """The model's norms use GPT-2's 1e-5 whatever config.norm_eps says (a hard-coded default)."""
+
+    breaks = "model.matches_reference"
+
+    def model_forward(self, params, config, ids, cache=None):
+        return super().model_forward(params, replace(config, norm_eps=1e-5), ids, cache)
+
+
+class RopeBaseIgnored(Mutant):
+    """Rotary and sinusoidal positions use base 10000 whatever config.rope_base says."""
+
+    breaks = "model.matches_reference"
+
+    def model_forward(self, params, config, ids, cache=None):
+        return super().model_forward(params, replace(config, rope_base=10000.0), ids, cache)
+
+
+# ---------------------------------------------------------------------- group 2: rare combinations
+
+
+class TopKIgnoredWithTopP(Mutant):
+    """When top_k and top_p are both given, applies only top_p (top_k alone, or top_p alone, are right)."""
+
+    breaks = "sampling.frequencies_match"
+
+    def _sample(self, logits, u, temperature, top_k, top_p):
+        if top_k is not None and top_p is not None:
+            top_k = None
+        return super()._sample(logits, u, temperature, top_k, top_p)
+
+
+class CachedChunkAlignedToStart(Mutant):
+    """Causal attention aligns the queries with the FIRST L keys when 1 < L < S: right for a prompt (L = S)
+    and for one-token steps (L = 1), wrong for a cached chunk longer than one token."""
+
+    breaks = "model.cached_equals_full"
+
+    def _attention(self, q, k, v, mask, causal, scale, need_weights):
+        L, S = q.shape[-2], k.shape[-2]
+        if causal and 1 < L < S:
+            early = np.tril(np.ones((L, S), dtype=bool))  # query i sees keys 0..i: the bug
+            mask = early if mask is None else mask & early
+            causal = False
+        return super()._attention(q, k, v, mask, causal, scale, need_weights)
+
+
+class TiedHeadUntransposedWhenSquare(Mutant):
+    """Guesses the orientation of the tied output matrix from its shape: when vocab_size == d_model
+    (a square wte) it projects with wte itself instead of wte transposed."""
+
+    breaks = "model.matches_reference"
+
+    def model_forward(self, params, config, ids, cache=None):
+        if config.tie_embeddings and config.vocab_size == config.d_model:
+            params = {**params, "lm_head.weight": params["wte"]}  # the bug: (V, D) read as (D, V)
+            config = replace(config, tie_embeddings=False)
+        return super().model_forward(params, config, ids, cache)
+
+
+# ---------------------------------------------------------------------- group 3: state across calls
+
+
+class ParamsRememberedPerConfig(Mutant):
+    """Keeps the first parameter set it sees for each config (weights baked into a cached compiled
+    program): a second parameter set for the same config is silently ignored."""
+
+    breaks = "model.matches_reference"
+
+    def model_forward(self, params, config, ids, cache=None):
+        remembered = self.__dict__.setdefault("_params_by_config", {})
+        return super().model_forward(remembered.setdefault(config, params), config, ids, cache)
+
+
+class CacheFollowsLastCall(Mutant):
+    """Continues from the cache of its own latest call, whatever cache it is given: right while one sequence
+    is decoded, wrong as soon as an uncached call comes in between."""
+
+    breaks = "model.cached_equals_full"
+
+    def model_forward(self, params, config, ids, cache=None):
+        if cache is not None and cache.length > 0:
+            cache = self.__dict__.get("_latest", cache)
+        logits, new = super().model_forward(params, config, ids, cache)
+        self.__dict__["_latest"] = new
+        return logits, new
+
+
+# ---------------------------------------------------------------------- group 4: a wrong constant in an elementwise function
+# Off by a few parts in a million: inside an absolute float32 floor of 1e-5, outside a bound of a few ulps.
+
+
+class GeluTanhConstantRounded(Mutant):
+    """GELU-tanh with 0.0447 for 0.044715."""
+
+    breaks = "activations.gelu_tanh_matches_reference"
+
+    def _gelu(self, x, approximate):
+        if not approximate:
+            return super()._gelu(x, approximate)
+        with np.errstate(over="ignore"):
+            inner = math.sqrt(2 / math.pi) * (x + 0.0447 * x**3)
+        return (0.5 * x * (1 + np.tanh(inner))).astype(x.dtype)
+
+
+class GeluExactSqrt2Rounded(Mutant):
+    """Exact GELU with x / 1.4142 for x / sqrt(2)."""
+
+    breaks = "activations.gelu_exact_matches_reference"
+
+    def _gelu(self, x, approximate):
+        if approximate:
+            return super()._gelu(x, approximate)
+        return (0.5 * x * (1 + erf(x / 1.4142))).astype(x.dtype)
 
 
 class CrossEntropyCountsIgnored(Mutant):
@@ -367,12 +493,13 @@ if _TorchBackend is not None:
 
         breaks = "gradients.composites_match_finite_differences"
 
-        def _block(self, params, config, x, prefix, past, positions):
-            attn_out, kv = self._multihead_attention(
-                params, config, self._norm(params, config, x, prefix + "ln1."), prefix + "attn.", past, positions
+        def block(self, params, config, x, prefix="blocks.0.", past=None, positions=None):
+            attn_out, kv = self.multihead_attention(
+                params, config, _public_norm(self, params, config, x, prefix + "ln1."), prefix + "attn.", past, positions
             )
             h = x.detach() + attn_out
-            return h + self._feed_forward(params, config, self._norm(params, config, h, prefix + "ln2."), prefix + "mlp."), kv
+            normed = _public_norm(self, params, config, h, prefix + "ln2.")
+            return h + self.feed_forward(params, config, normed, prefix + "mlp."), kv
 
     class CrossEntropyMeanOfNothing(GradientMutant):
         """Uses F.cross_entropy(reduction="mean"): when every target is ignored, the loss and its gradient are NaN, not 0."""

@@ -9,6 +9,7 @@ from transformer_spec.spec.errors import ConfigError, DTypeError
 
 from .. import reference as ref
 from .. import strategies as cs
+from ..calibration import magnitude
 from ..case import Case
 from ..registry import ANY, check
 
@@ -32,7 +33,8 @@ def _compare(case: Case, method: str, expected_fn, **kwargs) -> None:
         got,
         expected_fn(xr),
         f"{method}(x{''.join(f', {k}={v}' for k, v in kwargs.items())})",
-        magnitude=np.maximum(np.abs(expected_fn(xr)), 1.13 * np.abs(xr)),
+        kind="elementwise",
+        magnitude=magnitude(xr, expected_fn(xr)),
     )
 
 
