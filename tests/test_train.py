@@ -48,7 +48,7 @@ from transformer_spec.train.pipeline import start_finetuning, start_pretraining,
 from transformer_spec.train.steps import make_engine  # noqa: E402
 from transformer_spec.train.trainer import STATE_FILE, TrainingDivergedError, TrainingError  # noqa: E402
 
-from .conftest import ROOT, run_cli  # noqa: E402
+from .conftest import ROOT  # noqa: E402
 
 TINY = ModelConfig(vocab_size=48, context_length=16, d_model=16, n_heads=2, n_layers=1, d_ff=32)
 CORPUS_SPEC = {"kind": "corpus", "seed": 0, "documents": 120, "held_out_seed": 7, "held_out_documents": 10}
@@ -441,25 +441,8 @@ def test_example_batches_cover_each_epoch(tokenizer):
 # ---------------------------------------------------------------------- the CLI: bad input → one line, exit 2
 
 
-def run_cli_one_thread(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """The command in a fresh interpreter, as a user runs it, on one thread."""
-    return run_cli(*args, env={"OMP_NUM_THREADS": "1"}, timeout=timeout)
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    """The command in this process (``transformer_spec.cli.main``): the same code path without the interpreter's start-up."""
-    import contextlib
-    import io
-
-    from transformer_spec.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exit:  # argparse's own errors
-            code = exit.code
-    return code, out.getvalue(), err.getvalue()
+# The bad-input cases of every command live in tests/test_bad_input.py (the catalogue); its in-process runner:
+from .test_bad_input import cli, write_hf_gpt2_folder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -472,87 +455,6 @@ def base_run(tmp_path_factory):
     assert code == 0, stderr
     assert "pretrained: 4 steps" in stdout
     return out
-
-
-def bad_input_cases(tmp: Path, base: Path) -> list[tuple[list[str], str]]:
-    empty = tmp / "empty.txt"
-    empty.write_text("   \n")
-    bad_utf8 = tmp / "latin1.txt"
-    bad_utf8.write_bytes("fine line\nsecond line caf\xe9\n".encode("latin-1"))
-    malformed = tmp / "bad.jsonl"
-    malformed.write_text('{"prompt": "a", "response": "b", "kind": "qa"}\n{"prompt": "a", "response": \n')
-    missing_field = tmp / "missing.jsonl"
-    missing_field.write_text('\n{"prompt": "a", "kind": "qa"}\n')
-    empty_jsonl = tmp / "empty.jsonl"
-    empty_jsonl.write_text("")
-    smoke = ["--preset", "smoke", "--documents", "40"]
-    out = str(tmp / "never")
-    return [
-        (["train", *smoke, "--out", out, "--text", str(empty)], "empty"),
-        (["train", *smoke, "--out", out, "--text", str(bad_utf8)], "line 2"),
-        (["train", *smoke, "--out", out, "--text", str(tmp / "nope.txt")], "no such file"),
-        (["train", *smoke, "--out", out, "--batch-size", "0"], "batch size"),
-        (["train", *smoke, "--out", out, "--context-length", "4096"], "exceeds the model's context"),
-        (["train", *smoke, "--out", out, "--lr", "0"], "learning rate"),
-        (["train", *smoke, "--out", out, "--lr", "-0.001"], "learning rate"),
-        (["train", *smoke, "--out", out, "--steps", "0"], "steps"),
-        (["train", *smoke, "--out", out, "--backend", "numpy"], "no automatic differentiation"),
-        (["train", *smoke, "--out", str(base)], "already holds a training run"),
-        (["train", "--resume", str(tmp / "nothing-here")], "trainer_state.json"),
-        (["train", "--resume", str(base), "--batch-size", "8"], "cannot change when resuming"),
-        (["train", "--resume", str(base)], "pass --steps"),
-        (["train", *smoke], "exactly one of --out"),
-        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--data", str(malformed)], "line 2"),
-        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--data", str(missing_field)], "line 2"),
-        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--data", str(empty_jsonl)], "empty"),
-        (["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--batch-size", "0"], "batch size"),
-        (
-            ["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--context-length", "65"],
-            "exceeds the model's context",
-        ),
-        (["finetune", "--preset", "smoke", "--checkpoint", str(tmp / "nope"), "--out", out], "not a folder"),
-        (["finetune", "--preset", "smoke", "--out", out], "--checkpoint"),
-        (
-            ["finetune", "--preset", "smoke", "--checkpoint", str(base), "--out", out, "--backend", "numpy"],
-            "no automatic differentiation",
-        ),
-        (["eval", "--checkpoint", str(base), "--ngram-orders", "x"], "ngram-orders"),
-        (["chat", "--checkpoint", str(base), "--max-new-tokens", "0", "hi"], "max-new-tokens"),
-    ]
-
-
-def test_bad_input_exits_2_with_one_line(base_run, tmp_path):
-    for args, fragment in bad_input_cases(tmp_path, base_run):
-        code, _, stderr = cli(*args)
-        assert code == 2, (args, stderr)
-        lines = [line for line in stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("error: "), (args, stderr)
-        assert fragment in lines[0], (args, lines[0])
-    assert not (tmp_path / "never").exists()  # nothing was written by a refused run
-
-
-def test_bad_input_from_a_fresh_interpreter_has_no_traceback(base_run, tmp_path):
-    """A few of the cases above as a user runs them: ``python -m transformer_spec.cli``, exit 2, one line, no traceback."""
-    cases = bad_input_cases(tmp_path, base_run)
-    chosen = [cases[0], cases[5], cases[8], cases[14]]  # empty text, lr 0, numpy backend, malformed JSONL line
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "transformer_spec.cli", *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-            env=env,
-        )
-        for args, _ in chosen
-    ]
-    for (args, fragment), process in zip(chosen, processes):
-        _, stderr = process.communicate(timeout=180)
-        assert process.returncode == 2, (args, stderr)
-        assert "Traceback" not in stderr, (args, stderr)
-        lines = [line for line in stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and fragment in lines[0], (args, stderr)
 
 
 def test_nan_from_the_cli_keeps_the_last_good_checkpoint(tmp_path):
@@ -672,3 +574,79 @@ def test_finetune_eval_and_chat_commands(base_run, tmp_path):
     assert "per-word ppl" in stdout
     code, stdout, stderr = cli("chat", "--checkpoint", str(tuned), "--max-new-tokens", "3", "What is the capital of Kenya?")
     assert code == 0, stderr
+
+
+def test_text_from_a_pipe_is_read_once(tmp_path):
+    """``tspec train --text <(cat book.txt)``: a pipe can be read only once, so the command must not read it twice."""
+    import threading
+
+    text = ("Once upon a time, a small cat found a red ball in the garden. " * 500).encode()  # 31 kB
+    read_end, write_end = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(text)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        code, stdout, stderr = cli(
+            "train", "--preset", "smoke", "--out", str(tmp_path / "run"), "--text", f"/dev/fd/{read_end}",
+            "--steps", "2", "--threads", "1", "--quiet",
+        )  # fmt: skip
+    finally:
+        writer.join(timeout=10)
+        os.close(read_end)
+    assert code == 0, stderr
+    assert "pretrained: 2 steps" in stdout
+    assert "is not a regular file" in stderr  # told that --resume cannot read the pipe again
+
+
+def test_overwrite_writes_into_a_folder_that_holds_files(tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("my notes\n")
+    (folder / "config.json").write_text('{"mine": true}\n')
+    args = ["train", "--preset", "smoke", "--documents", "40", "--out", str(folder), "--steps", "1", "--threads", "1", "--quiet"]
+    code, _, stderr = cli(*args)
+    assert code == 2 and "already holds config.json, notes.txt" in stderr
+    assert (folder / "config.json").read_text() == '{"mine": true}\n'  # refused: nothing changed
+    code, _, stderr = cli(*args, "--overwrite")
+    assert code == 0, stderr
+    from transformer_spec.checkpoint import load_checkpoint
+
+    assert load_checkpoint(folder).metadata["step"] == 1
+    assert (folder / "notes.txt").read_text() == "my notes\n"  # files that are not the run's are left alone
+
+
+def test_every_command_accepts_a_hugging_face_gpt2_folder(tmp_path, tokenizer):
+    """eval, chat, finetune --checkpoint and train --init read the same sources as generate."""
+    hf = write_hf_gpt2_folder(tmp_path / "hf", tokenizer)
+    code, stdout, stderr = cli("eval", "--checkpoint", str(hf), "--no-qa", "--held-out-documents", "3", "--ngram-orders", "")
+    assert code == 0, stderr
+    assert "per-token ppl" in stdout
+    code, _, stderr = cli("chat", "--checkpoint", str(hf), "--max-new-tokens", "2", "--raw", "Once upon a time")
+    assert code == 0, stderr
+    code, _, stderr = cli(
+        "finetune", "--preset", "smoke", "--checkpoint", str(hf), "--out", str(tmp_path / "tuned"), "--steps", "1",
+        "--replay-documents", "20", "--threads", "1", "--quiet",
+    )  # fmt: skip
+    assert code == 0, stderr
+    code, _, stderr = cli(
+        "train", "--preset", "smoke", "--documents", "40", "--init", str(hf), "--out", str(tmp_path / "more"),
+        "--steps", "1", "--threads", "1", "--quiet",
+    )  # fmt: skip
+    assert code == 0, stderr
+    from transformer_spec.checkpoint import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "more").config.vocab_size == tokenizer.vocab_size
+
+
+def test_chat_warns_when_the_question_slides_out_of_the_context(base_run):
+    long_question = "What is the capital of the country that lies far to the north of all the others? " * 8
+    code, _, stderr = cli("chat", "--checkpoint", str(base_run), "--max-new-tokens", "2", long_question)
+    assert code == 0, stderr
+    assert "warning: the question" in stderr and "slid out" in stderr
+    code, _, stderr = cli("chat", "--checkpoint", str(base_run), "--max-new-tokens", "2", "Hi?")
+    assert code == 0, stderr
+    assert "warning" not in stderr
