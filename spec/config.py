@@ -34,6 +34,9 @@ class ModelConfig:
     norm_eps: float = 1e-5  # epsilon inside every norm (GPT-2: 1e-5)
     rope_base: float = 10000.0  # base of the rotary / sinusoidal frequencies
     n_kv_heads: int | None = None  # Hkv: key/value heads (grouped-query attention); None means n_heads (GPT-2), 1 is multi-query
+    # Whether the fused q/k/v projection has a bias, apart from `bias`: None follows `bias` (GPT-2: all linears
+    # biased; Llama: none); True with bias=False is Qwen2 (q/k/v biased, output projection and MLP not).
+    qkv_bias: bool | None = None
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "context_length", "d_model", "n_heads", "n_layers", "d_ff"):
@@ -65,6 +68,8 @@ class ModelConfig:
         for name in ("tie_embeddings", "bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"ModelConfig: {name} = {getattr(self, name)!r}, expected True or False")
+        if self.qkv_bias is not None and not isinstance(self.qkv_bias, bool):
+            raise ConfigError(f"ModelConfig: qkv_bias = {self.qkv_bias!r}, expected None (follow bias), True or False")
         if not isinstance(self.norm_eps, (int, float)) or not 0 <= self.norm_eps < 1:
             raise ConfigError(f"ModelConfig: norm_eps = {self.norm_eps!r}, expected a number in [0, 1)")
         if not isinstance(self.rope_base, (int, float)) or not self.rope_base > 1:
@@ -74,6 +79,11 @@ class ModelConfig:
     def head_dim(self) -> int:
         """Dh = D / H, the width of one attention head."""
         return self.d_model // self.n_heads
+
+    @property
+    def has_qkv_bias(self) -> bool:
+        """Whether ``attn.qkv.bias`` exists: ``qkv_bias``, or ``bias`` when that is None."""
+        return self.bias if self.qkv_bias is None else self.qkv_bias
 
     @property
     def kv_heads(self) -> int:
@@ -119,8 +129,10 @@ class ModelConfig:
 # conformance suite's covering sets read them here and never keep a copy). A new
 # enumerated field, or a new value of one, is added here and nowhere else; boolean
 # fields need no entry (both values are allowed).
-FIELD_CHOICES: dict[str, tuple[str, ...]] = {
+FIELD_CHOICES: dict[str, tuple[Any, ...]] = {
     "positional": POSITIONAL_SCHEMES,
     "norm": NORMS,
     "activation": ACTIVATIONS,
+    # A tri-state, so listed here (booleans need no entry): None follows `bias`, True/False override it.
+    "qkv_bias": (None, False, True),
 }

@@ -66,7 +66,7 @@ def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
             shapes[p + "ln1.bias"] = (D,)
         qkv = (config.n_heads + 2 * config.kv_heads) * config.head_dim  # q, then k and v of the Hkv KV heads
         shapes[p + "attn.qkv.weight"] = (D, qkv)
-        if config.bias:
+        if config.has_qkv_bias:
             shapes[p + "attn.qkv.bias"] = (qkv,)
         shapes[p + "attn.proj.weight"] = (D, D)
         if config.bias:
