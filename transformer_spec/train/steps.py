@@ -21,8 +21,8 @@ in-place ``torch._foreach_*``). Engine kinds:
     no hooks: no compilation and the operator-by-operator AdamW. The reference
     the fast paths are tested against.
 
-(``torch`` and ``jax`` were engine kinds in 0.1; they still work, as ``auto``
-for a backend of that name, with a FutureWarning.)
+(``torch`` and ``jax`` were engine kinds in 0.1; they still work, as ``auto``,
+with a FutureWarning.)
 """
 
 from __future__ import annotations
@@ -176,8 +176,6 @@ def make_engine(kind: str, backend, model_config, optimizer, params, moments=Non
             FutureWarning,
             stacklevel=2,
         )
-        if backend.name != kind:
-            raise ConfigError(f"engine {kind!r} needs the {kind} backend, got {backend.name!r}; use engine 'auto'")
         kind = "auto"
     if kind not in ENGINES:
         raise ConfigError(f"engine = {kind!r}, expected one of {', '.join(ENGINES)}")
