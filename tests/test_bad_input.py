@@ -20,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from transformer_spec.checkpoint import COMMIT_DIR, MANIFEST_FILE
 from transformer_spec.spec.model import init_parameters
 
 from .conftest import ROOT
@@ -97,6 +99,13 @@ def world(tmp_path_factory) -> World:
 
     run = load_checkpoint(root / "run")
     save_checkpoint(root / "checkpoint", run.config, run.params, run.tokenizer, {"stage": "pretrained"})
+    # A run killed after its first save's commit point, before any file was moved into place.
+    commit = root / "run_cut_short" / COMMIT_DIR
+    commit.mkdir(parents=True)
+    names = sorted(p.name for p in (root / "run").iterdir() if p.is_file())
+    for name in names:
+        shutil.copy(root / "run" / name, commit / name)
+    (commit / MANIFEST_FILE).write_text(json.dumps({"files": names, "remove": []}))
     (root / "users_folder").mkdir()
     (root / "users_folder" / "config.json").write_text('{"mine": true}\n')
     (root / "users_folder" / "notes.txt").write_text("my notes\n")
@@ -115,11 +124,11 @@ def world(tmp_path_factory) -> World:
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (hidden lock files aside) → a hash of its bytes."""
+    """Every file under ``root`` → a hash of its bytes."""
     return {
         str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(root.rglob("*"))
-        if path.is_file() and not path.name.startswith(".tspec-lock")
+        if path.is_file()
     }
 
 
@@ -152,6 +161,7 @@ CASES: list[tuple[str, list[str], str, int]] = [
     ("train --out holds the user's files", [*TRAIN, "--out", "{users_folder}"], "already holds config.json, notes.txt", 2),
     ("finetune --out holds the user's files", [*TUNE, "--out", "{users_folder}"], "pass --overwrite", 2),
     ("train --out holds a run", [*TRAIN, "--out", "{run}"], "already holds a training run (step 2)", 2),
+    ("train --out holds a run cut short", [*TRAIN, "--out", "{run_cut_short}"], "already holds a training run (step 2)", 2),
     ("finetune --out holds a run", [*TUNE, "--out", "{run}"], "resume it with --resume", 2),
     # --- consistency (item 6): chat follows generate; every command reads the same checkpoint sources
     ("chat empty question", ["chat", "--checkpoint", "{run}", ""], "the prompt '' is empty", 2),

@@ -305,3 +305,22 @@ def test_extra_files_may_not_replace_the_checkpoints_own(tmp_path: Path, bpe: By
     with pytest.raises(CheckpointError, match="expected bytes"):
         save_checkpoint(tmp_path / "a", CONFIG, params, bpe, extra_files={"notes.txt": "text"})
     assert not (tmp_path / "a" / WEIGHTS_FILE).exists()
+
+
+def test_a_reader_waits_while_a_save_is_moved_into_place(saved: Path) -> None:
+    """Writers move files under an exclusive flock on the folder; a reader takes a shared one, so it never reads a mixture."""
+    import os
+    import threading
+
+    fcntl = pytest.importorskip("fcntl")
+    writer = os.open(saved, os.O_RDONLY)
+    fcntl.flock(writer, fcntl.LOCK_EX)
+    loaded = threading.Event()
+    reader = threading.Thread(target=lambda: (load_checkpoint(saved), loaded.set()), daemon=True)
+    reader.start()
+    try:
+        assert not loaded.wait(0.3)  # blocked while the "writer" holds the folder
+    finally:
+        os.close(writer)
+    assert loaded.wait(30)
+    reader.join()

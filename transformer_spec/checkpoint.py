@@ -57,7 +57,6 @@ DEFAULT_MODEL_PACKAGE_PATH = ("assets", "default_model")
 SCRATCH_PREFIX = INTERNAL_PREFIX + "save-"  # a save being written; deleted on the next start if its process died
 COMMIT_DIR = INTERNAL_PREFIX + "commit"  # a complete save whose files are being moved into place
 MANIFEST_FILE = "MANIFEST.json"  # inside COMMIT_DIR: which files the save holds, which it removes
-LOCK_FILE = INTERNAL_PREFIX + "lock"  # flock: writers move files exclusively, readers read shared
 PROBE_PREFIXES = (INTERNAL_PREFIX + "probe-", INTERNAL_PREFIX + "write-")  # transformer_spec.outputs' scratch files
 
 
@@ -187,9 +186,11 @@ def _extra_files(extra_files: Mapping[str, bytes] | None) -> dict[str, bytes]:
 # a reader never mixes files of two saves. Scratch folders of saves that never
 # reached the commit point are deleted when a run starts or resumes there.
 #
-# The roll-forward holds an exclusive flock on LOCK_FILE; readers hold a shared
-# one while they read, so a checkpoint loaded while a trainer saves into the same
-# folder is the old save or the new one, never a mixture.
+# The roll-forward holds an exclusive flock on the folder itself; readers hold a
+# shared one while they read, so a checkpoint loaded while a trainer saves into
+# the same folder is the old save or the new one, never a mixture. (A lock on the
+# folder rather than a lock file: no extra file lands in every checkpoint, the
+# shipped one included, and a reader needs no write permission.)
 
 
 def commit_folder(directory: str | Path, write: Callable[[Path], None], *, replaces: Iterable[str] = ()) -> Path:
@@ -296,21 +297,17 @@ def _fsync_path(path: Path) -> None:
 
 @contextlib.contextmanager
 def _folder_lock(directory: Path, *, exclusive: bool) -> Iterator[None]:
-    """An flock on ``directory/LOCK_FILE`` (none where flock is missing, or for a reader of a folder it cannot write)."""
+    """An flock on the folder ``directory`` (none where flock or opening folders is not possible)."""
     try:
         import fcntl
     except ImportError:  # Windows: no flock; single-writer use is still atomic per commit
         yield
         return
-    lock_path = directory / LOCK_FILE
-    if exclusive:
-        handle = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-    else:
-        try:
-            handle = os.open(lock_path, os.O_RDONLY)
-        except OSError:  # no lock file: no trainer ever saved here (a shipped or copied checkpoint)
-            yield
-            return
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        yield
+        return
     try:
         fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield

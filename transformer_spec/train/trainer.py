@@ -494,12 +494,13 @@ def existing_run_step(run_dir: Path) -> int | str | None:
     """The step of the training run saved in ``run_dir`` ("?" if its state is unreadable), or None if there is none."""
     from transformer_spec.checkpoint import COMMIT_DIR
 
-    if not ((run_dir / STATE_FILE).is_file() or (run_dir / COMMIT_DIR / STATE_FILE).is_file()):
-        return None
-    try:
-        return _read_state(run_dir)["step"]
-    except TrainingError:
-        return "?"  # a run is there even if its state cannot be read (or its last save is still being moved into place)
+    for folder in (run_dir / COMMIT_DIR, run_dir):  # a save cut short while being moved into place is the newer one
+        if (folder / STATE_FILE).is_file():
+            try:
+                return _read_state(folder)["step"]
+            except TrainingError:
+                return "?"  # a run is there even if its state cannot be read
+    return None
 
 
 def _read_state(run_dir: Path) -> dict[str, Any]:
