@@ -15,6 +15,10 @@ is used: the header must name exactly the tensors of the config, each with the
 config's shape, in one float dtype; the data must cover the header (a truncated
 file is caught); the weights must be finite. Each problem is a
 :class:`CheckpointError` naming the file and the tensor or line.
+
+Saving is atomic (:func:`commit_folder`): everything is written to a scratch
+folder, fsynced, and committed by one rename; the previous save stays whole
+until then, so a process killed at any moment leaves a folder that loads.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The ``tspec`` command. Each subcommand is a module in :mod:`transformer_spec.commands`.
 
 Exit status: 0 on success, 1 when a check or evaluation fails, 2 for bad input
-(with a one-line message naming what was wrong; never a traceback).
+(with a one-line message naming what was wrong; never a traceback), 130 after
+Ctrl-C and 143 after SIGTERM (training saves first). Output paths are checked
+before any work starts (:mod:`transformer_spec.outputs`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ Examples::
     tspec train --resume runs/base --steps 3000         # ... and train longer
 
 The run folder is a checkpoint (load it with ``tspec eval`` / ``tspec generate``)
-plus the optimizer and trainer state; Ctrl-C saves one and says how to resume.
+plus the optimizer and trainer state. ``--out`` is checked before any work: it
+must be a writable folder, and one that already holds files needs ``--overwrite``.
+Ctrl-C (exit 130) or SIGTERM (exit 143) saves and says how to resume; saves are
+atomic, so even ``kill -9`` leaves the last complete checkpoint resumable.
 """
 
 from __future__ import annotations
