@@ -20,6 +20,7 @@ from transformer_spec.backends.numpy import NumpyBackend
 
 class Mutant(NumpyBackend):
     breaks: str = ""  # the invariant id the bug must be caught by
+    group: str = ""  # which blind spot of the suite it probes (BLIND_SPOTS), for the mutants added for them
 
 
 class SoftmaxWithoutMaxSubtraction(Mutant):
@@ -251,6 +252,7 @@ class UntiedHeadIgnored(Mutant):
     """Always projects with wte transposed, even when the model has its own lm_head (ignores tie_embeddings)."""
 
     breaks = "model.matches_reference"
+    group = "config_field"
 
     def model_forward(self, params, config, ids, cache=None):
         if not config.tie_embeddings:
@@ -263,6 +265,7 @@ class NormEpsIgnored(Mutant):
     """The model's norms use GPT-2's 1e-5 whatever config.norm_eps says (a hard-coded default)."""
 
     breaks = "model.matches_reference"
+    group = "config_field"
 
     def model_forward(self, params, config, ids, cache=None):
         return super().model_forward(params, replace(config, norm_eps=1e-5), ids, cache)
@@ -272,9 +275,22 @@ class RopeBaseIgnored(Mutant):
     """Rotary and sinusoidal positions use base 10000 whatever config.rope_base says."""
 
     breaks = "model.matches_reference"
+    group = "config_field"
 
     def model_forward(self, params, config, ids, cache=None):
         return super().model_forward(params, replace(config, rope_base=10000.0), ids, cache)
+
+
+class ExactGeluConfigRunsTanh(Mutant):
+    """The model maps activation="gelu" (exact erf) to the tanh form: only the config's default flavour is wired up."""
+
+    breaks = "model.matches_reference"
+    group = "config_field"
+
+    def model_forward(self, params, config, ids, cache=None):
+        if config.activation == "gelu":
+            config = replace(config, activation="gelu_tanh")
+        return super().model_forward(params, config, ids, cache)
 
 
 # ---------------------------------------------------------------------- group 2: rare combinations
@@ -284,6 +300,7 @@ class TopKIgnoredWithTopP(Mutant):
     """When top_k and top_p are both given, applies only top_p (top_k alone, or top_p alone, are right)."""
 
     breaks = "sampling.frequencies_match"
+    group = "rare_combination"
 
     def _sample(self, logits, u, temperature, top_k, top_p):
         if top_k is not None and top_p is not None:
@@ -296,6 +313,7 @@ class CachedChunkAlignedToStart(Mutant):
     and for one-token steps (L = 1), wrong for a cached chunk longer than one token."""
 
     breaks = "model.cached_equals_full"
+    group = "rare_combination"
 
     def _attention(self, q, k, v, mask, causal, scale, need_weights):
         L, S = q.shape[-2], k.shape[-2]
@@ -311,6 +329,7 @@ class TiedHeadUntransposedWhenSquare(Mutant):
     (a square wte) it projects with wte itself instead of wte transposed."""
 
     breaks = "model.matches_reference"
+    group = "rare_combination"
 
     def model_forward(self, params, config, ids, cache=None):
         if config.tie_embeddings and config.vocab_size == config.d_model:
@@ -327,6 +346,7 @@ class ParamsRememberedPerConfig(Mutant):
     program): a second parameter set for the same config is silently ignored."""
 
     breaks = "model.matches_reference"
+    group = "state_across_calls"
 
     def model_forward(self, params, config, ids, cache=None):
         remembered = self.__dict__.setdefault("_params_by_config", {})
@@ -338,6 +358,7 @@ class CacheFollowsLastCall(Mutant):
     is decoded, wrong as soon as an uncached call comes in between."""
 
     breaks = "model.cached_equals_full"
+    group = "state_across_calls"
 
     def model_forward(self, params, config, ids, cache=None):
         if cache is not None and cache.length > 0:
@@ -355,6 +376,7 @@ class GeluTanhConstantRounded(Mutant):
     """GELU-tanh with 0.0447 for 0.044715."""
 
     breaks = "activations.gelu_tanh_matches_reference"
+    group = "elementwise_constant"
 
     def _gelu(self, x, approximate):
         if not approximate:
@@ -368,6 +390,7 @@ class GeluExactSqrt2Rounded(Mutant):
     """Exact GELU with x / 1.4142 for x / sqrt(2)."""
 
     breaks = "activations.gelu_exact_matches_reference"
+    group = "elementwise_constant"
 
     def _gelu(self, x, approximate):
         if approximate:
@@ -437,6 +460,10 @@ class TemperatureIgnored(Mutant):
     def _sample(self, logits, u, temperature, top_k, top_p):
         return super()._sample(logits, u, 1.0 if temperature > 0 else 0.0, top_k, top_p)
 
+
+# The four blind spots measured in issue 10: each has mutants that only a covering set (or a stateful check,
+# or an ulp bound) catches on every seed.
+BLIND_SPOTS = ("config_field", "rare_combination", "state_across_calls", "elementwise_constant")
 
 MUTANTS: tuple[type[Mutant], ...] = tuple(
     cls for cls in list(globals().values()) if isinstance(cls, type) and issubclass(cls, Mutant) and cls is not Mutant

@@ -507,7 +507,12 @@ def _loss_gradient(case: Case, logits: np.ndarray, targets: np.ndarray) -> tuple
     return _scalar(be, value), case.numpy(grads["logits"])
 
 
-@check("gradients.cross_entropy_gradient_closed_form", dtypes=FLOAT, examples_factor=0.5)
+@check(
+    "gradients.cross_entropy_gradient_closed_form",
+    dtypes=FLOAT,
+    examples_factor=0.5,
+    cover=cs.covering(ignore_fraction=(0.0, 0.3), L=cs.COVER_LENGTHS),
+)
 def cross_entropy_gradient_closed_form(case: Case) -> None:
     require_autodiff(case.be)
     logits, targets = _draw_loss_problem(case, (0.0, 0.3))
@@ -522,7 +527,12 @@ def cross_entropy_gradient_closed_form(case: Case) -> None:
     )
 
 
-@check("gradients.loss_gradient_ignores_ignored_targets", dtypes=FLOAT, examples_factor=0.5)
+@check(
+    "gradients.loss_gradient_ignores_ignored_targets",
+    dtypes=FLOAT,
+    examples_factor=0.5,
+    cover=cs.covering(ignore_fraction=(0.3, 0.7, 1.0), L=cs.COVER_LENGTHS),  # 1.0: every target ignored, on every seed
+)
 def loss_gradient_ignores_ignored_targets(case: Case) -> None:
     require_autodiff(case.be)
     logits, targets = _draw_loss_problem(case, (0.3, 0.7, 1.0))
