@@ -41,7 +41,7 @@ from .test_bad_input import cli  # noqa: E402
 
 CORPUS = {"kind": "corpus", "seed": 0, "documents": 40, "held_out_seed": 7, "held_out_documents": 4}
 TRAIN_COMMAND = ["train", "--preset", "smoke", "--documents", "40", "--eval-batches", "1", "--threads", "1"]
-KILL_BUDGET_SECONDS = 40.0  # the subprocess test stops starting new tries after this
+KILL_BUDGET_SECONDS = 30.0  # the subprocess test stops starting new tries after this
 KILL_TRIES = 12
 MIN_KILL_TRIES = 4
 
