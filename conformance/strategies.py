@@ -121,11 +121,11 @@ NUMERIC_CONFIG_VALUES: dict[str, tuple[Any, ...]] = {
 }
 
 
-def config_dimensions() -> dict[str, tuple[Any, ...]]:
+def config_dimensions(config_cls: type = ModelConfig) -> dict[str, tuple[Any, ...]]:
     """The values the suite gives each ModelConfig field, in field order (read from spec/ where it says)."""
     dims: dict[str, tuple[Any, ...]] = {}
     choices = getattr(spec_config, "FIELD_CHOICES", {})  # without the declaration, the meta-tests name the fields left out
-    for f in fields(ModelConfig):
+    for f in fields(config_cls):
         if f.name in choices:
             dims[f.name] = tuple(choices[f.name])
         elif f.type in (bool, "bool"):
@@ -201,10 +201,20 @@ MODEL_CALL_DIMENSIONS: dict[str, tuple[Any, ...]] = {"B": (1, 2), "L": (1, 5, 8)
 
 
 @functools.cache
+def _model_choices() -> tuple[tuple[tuple[str, Any], ...], ...]:
+    return tuple(tuple(row.items()) for row in pairwise({**config_dimensions(), **MODEL_CALL_DIMENSIONS}))
+
+
+def model_cover_choices() -> list[dict[str, Any]]:
+    """The rows of the model covering set before the config fields are built into a ModelConfig."""
+    return [dict(row) for row in _model_choices()]
+
+
+@functools.cache
 def _model_rows() -> tuple[tuple[tuple[str, Any], ...], ...]:
     config_names = set(config_dimensions())
     rows = []
-    for row in pairwise({**config_dimensions(), **MODEL_CALL_DIMENSIONS}):
+    for row in model_cover_choices():
         config = build_config({k: v for k, v in row.items() if k in config_names})
         rows.append((("config", config),) + tuple((k, v) for k, v in row.items() if k not in config_names))
     return tuple(rows)
@@ -224,6 +234,46 @@ def config_pool() -> tuple[ModelConfig, ...]:
     number of distinct configurations (and shapes); the thorough profile also draws free combinations.
     """
     return tuple(dict.fromkeys(dict(row)["config"] for row in _model_rows()))
+
+
+def config_coverage_gaps(config_cls: type = ModelConfig, pool: tuple | list | None = None) -> list[str]:
+    """What the strategies never draw: fields of ``config_cls`` without a dimension, and allowed values
+    (spec/config.py's FIELD_CHOICES, both booleans, the numeric buckets) that no config of ``pool``
+    (default: the covering pool) takes. Empty when every field and value is drawn."""
+    pool = config_pool() if pool is None else pool
+    dims = config_dimensions(config_cls)
+    choices = getattr(spec_config, "FIELD_CHOICES", {})
+    gaps = []
+    for f in fields(config_cls):
+        if f.name not in dims:
+            gaps.append(f"ModelConfig.{f.name} has no dimension: add its values to conformance/strategies.py")
+            continue
+        wanted = set(choices.get(f.name, ())) | (set(dims.get(f.name, ())) if f.name in choices else set())
+        if f.type in (bool, "bool"):
+            wanted = {False, True}
+        seen = {getattr(c, f.name, None) for c in pool}
+        for value in sorted(wanted - seen, key=repr):
+            gaps.append(f"ModelConfig.{f.name} = {value!r} is allowed but never drawn")
+    # Numeric buckets: every encoded value must show up (d_model is the head width, vocab_size may be the width).
+    for name, values in dims.items():
+        if name in choices or name not in NUMERIC_CONFIG_VALUES:
+            continue
+        for value in values:
+            if not any(_takes(c, name, value) for c in pool):
+                gaps.append(f"ModelConfig.{name}: the bucket {value!r} is never drawn")
+    return gaps
+
+
+def _takes(config: ModelConfig, name: str, value: Any) -> bool:
+    if name == "d_model":
+        return config.head_dim == value
+    if value == SAME_AS_WIDTH:
+        return config.vocab_size == config.d_model
+    if value == SAME_AS_HEADS:
+        return getattr(config, name) == config.n_heads
+    if value == HALF_THE_HEADS:
+        return getattr(config, name) == max(1, config.n_heads // 2)
+    return getattr(config, name) == value
 
 
 def covering(**dimensions: tuple[Any, ...]):

@@ -53,14 +53,11 @@ def _out_magnitude(case: Case, q, k, v):
 
 # Every option with every other: mask or none, causal or not, default or explicit scale, batch axes,
 # one query / one key, odd and longest lengths.
-COVER = cs.covering(
-    batch=cs.COVER_BATCHES,
-    L=cs.COVER_LENGTHS,
-    S=(1, 5, 8),
-    causal=(False, True),
-    with_mask=(False, True),
-    scale=(None, 0.5),
-)
+SHAPES = {"batch": cs.COVER_BATCHES, "L": cs.COVER_LENGTHS, "S": (1, 5, 8), "scale": (None, 0.5)}
+COVER = cs.covering(**SHAPES, causal=(False, True), with_mask=(False, True))
+COVER_NO_FLAGS = cs.covering(**SHAPES)  # checks that fix causal and the mask themselves
+COVER_MASK = cs.covering(**SHAPES, with_mask=(False, True))  # checks that fix causal=False
+COVER_CAUSAL = cs.covering(**SHAPES, causal=(False, True))  # checks that always pass a mask
 
 
 @check("attention.rows_normalized", cover=COVER)
@@ -115,7 +112,7 @@ def fast_path_matches_reference(case: Case) -> None:
     )
 
 
-@check("attention.default_scale", cover=COVER)
+@check("attention.default_scale", cover=COVER_NO_FLAGS)
 def default_scale(case: Case) -> None:
     q, k, v, _, _, _ = _draw_qkv(case, causal=False, with_mask=False)
     qn, kn, vn = case.array("q", q), case.array("k", k), case.array("v", v)
@@ -136,7 +133,7 @@ def default_scale(case: Case) -> None:
     )
 
 
-@check("attention.causal", cover=COVER)
+@check("attention.causal", cover=COVER_NO_FLAGS)
 def causal(case: Case) -> None:
     q, k, v, _, _, scale = _draw_qkv(case, causal=True, with_mask=False)
     L, S = q.shape[-2], k.shape[-2]
@@ -175,7 +172,7 @@ def causal_sees_past(case: Case) -> None:
         )
 
 
-@check("attention.key_permutation_invariant", cover=COVER)
+@check("attention.key_permutation_invariant", cover=COVER_MASK)
 def key_permutation_invariant(case: Case) -> None:
     q, k, v, mask, _, scale = _draw_qkv(case, causal=False)
     perm = np.random.default_rng(case.draw(st.integers(0, 2**16), "perm_seed")).permutation(k.shape[-2])
@@ -198,7 +195,7 @@ def key_permutation_invariant(case: Case) -> None:
     )
 
 
-@check("attention.masked_keys_zero_weight", cover=COVER)
+@check("attention.masked_keys_zero_weight", cover=COVER_CAUSAL)
 def masked_keys_zero_weight(case: Case) -> None:
     q, k, v, mask, causal, scale = _draw_qkv(case, with_mask=True)
     _, w = _call(case, q, k, v, mask, causal, scale)
@@ -210,7 +207,7 @@ def masked_keys_zero_weight(case: Case) -> None:
     )
 
 
-@check("attention.fully_masked_row_is_zero", cover=COVER)
+@check("attention.fully_masked_row_is_zero", cover=COVER_NO_FLAGS)
 def fully_masked_row_is_zero(case: Case) -> None:
     q, k, v, _, _, scale = _draw_qkv(case, causal=False, with_mask=False)
     L, S = q.shape[-2], k.shape[-2]
