@@ -7,6 +7,13 @@ tokens, no stopping at end-of-text. The same weights are loaded into
 ``transformers.GPT2LMHeadModel`` (through :func:`transformer_spec.hf.gpt2_model_from_params`)
 and timed with ``model.generate(do_sample=False, use_cache=True)``.
 
+Beside them, the weight-streaming limit of this machine, measured in the same
+run: a decoding step reads every weight once (the tied embedding once, as the
+output projection), so decode can go no faster than the GEMV bandwidth
+(``--gemv-mb`` MB float32 matrix times a vector, median of 20, on the threads
+given) divided by the weight bytes per token. "% of limit" is decode tokens/s
+over that bound.
+
 Reported per implementation: prefill seconds (our time to first token),
 decode tokens/s (ours: tokens after the first per second), end-to-end new
 tokens/s (new tokens / total time; the only figure HF's ``generate`` gives), and
@@ -76,6 +83,26 @@ def models(names: list[str]) -> list[tuple[str, ModelConfig, dict[str, np.ndarra
         else:
             raise SystemExit(f"unknown model {name!r}; expected default or gpt2")
     return out
+
+
+def gemv_bandwidth(megabytes: int) -> float:
+    """Bytes per second that a float32 matrix-vector product streams from memory here (median of 20)."""
+    side = int((megabytes * 2**20 / 4) ** 0.5)
+    matrix = np.random.default_rng(0).standard_normal((side, side), dtype=np.float32)  # (side, side), larger than caches
+    vector = np.ones((1, side), np.float32)
+    vector @ matrix  # warm-up: page the matrix in
+    seconds = []
+    for _ in range(20):
+        start = time.perf_counter()
+        vector @ matrix
+        seconds.append(time.perf_counter() - start)
+    return matrix.nbytes / statistics.median(seconds)
+
+
+def weight_bytes_per_token(config: ModelConfig, params: dict[str, np.ndarray]) -> int:
+    """Bytes of float32 weights one decoding step reads: all of them, but a single row of the position table."""
+    total = sum(p.size for name, p in params.items() if name != "wpe") + (config.d_model if "wpe" in params else 0)
+    return 4 * total
 
 
 def time_ours(
@@ -150,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         help="limit BLAS, torch and XLA thread pools to N threads (set before they start; default: their own)",
     )
     parser.add_argument("--no-hf", action="store_true", help="skip transformers")
+    parser.add_argument("--gemv-mb", type=int, default=256, help="size of the matrix that measures the GEMV bandwidth")
     parser.add_argument("--out", default=str(RESULTS / "generate.json"))
     args = parser.parse_args(argv)
 
@@ -163,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     backends = [b for b in args.backends.split(",") if b]
     rows: list[dict[str, Any]] = []
     load_before = os.getloadavg()
+    bandwidth = gemv_bandwidth(args.gemv_mb)
+    print(f"GEMV bandwidth: {bandwidth / 1e9:.2f} GB/s ({args.gemv_mb} MB float32 matrix x vector, median of 20)", flush=True)
     for label, config, params in models([m for m in args.models.split(",") if m]):
         rng = np.random.default_rng(0)
         prompt = [int(i) for i in rng.integers(0, config.vocab_size, size=args.prompt_tokens)]
@@ -171,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.new_tokens} new tokens, median of {args.repeats}",
             flush=True,
         )
+        limit = bandwidth / weight_bytes_per_token(config, params)
+        print(f"weight-streaming limit: {limit:.1f} tokens/s ({weight_bytes_per_token(config, params) / 1e6:.1f} MB per token)")
         results = []
         hf = None
         if not args.no_hf:
@@ -180,10 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         if hf is not None:
             results.append(hf)
         print(
-            f"{'implementation':<18} {'prefill ms':>10} {'decode tok/s':>13} {'end-to-end tok/s':>17} {'ours/HF':>8} {'= HF tokens':>12}"
+            f"{'implementation':<18} {'prefill ms':>10} {'decode tok/s':>13} {'% of limit':>10} {'end-to-end tok/s':>17} {'ours/HF':>8} {'= HF tokens':>12}"
         )
         for result in results:
             result["model"] = label
+            result["limit_tokens_per_s"] = limit
+            if result["decode_tokens_per_s"] is not None:
+                result["decode_fraction_of_limit"] = result["decode_tokens_per_s"] / limit
             if hf is not None:
                 result["ratio_vs_hf"] = result["end_to_end_tokens_per_s"] / hf["end_to_end_tokens_per_s"]
                 agree = next((i for i, (a, b) in enumerate(zip(result["tokens"], hf["tokens"])) if a != b), len(hf["tokens"]))
@@ -191,9 +226,10 @@ def main(argv: list[str] | None = None) -> int:
             prefill = "" if result["prefill_s"] is None else f"{result['prefill_s'] * 1000:.1f}"
             decode = "" if result["decode_tokens_per_s"] is None else f"{result['decode_tokens_per_s']:.1f}"
             ratio = f"{result['ratio_vs_hf']:.2f}" if "ratio_vs_hf" in result else ""
+            share = f"{100 * result['decode_fraction_of_limit']:.0f}%" if "decode_fraction_of_limit" in result else ""
             agreeing = f"{result['tokens_agreeing_with_hf']}/{args.new_tokens}" if "tokens_agreeing_with_hf" in result else ""
             print(
-                f"{result['implementation']:<18} {prefill:>10} {decode:>13} {result['end_to_end_tokens_per_s']:>17.1f} {ratio:>8} {agreeing:>12}",
+                f"{result['implementation']:<18} {prefill:>10} {decode:>13} {share:>10} {result['end_to_end_tokens_per_s']:>17.1f} {ratio:>8} {agreeing:>12}",
                 flush=True,
             )
             del result["tokens"]
@@ -208,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "dtype": "float32",
         "threads": args.threads,
         "torch_threads": torch_threads,
+        "gemv_bytes_per_s": bandwidth,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
     }

@@ -10,10 +10,3 @@ FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 INT_DTYPES = ("int32", "int64")
 ALL_DTYPES = FLOAT_DTYPES + INT_DTYPES + ("bool",)
 
-
-def is_float(name: str) -> bool:
-    return name in FLOAT_DTYPES
-
-
-def is_int(name: str) -> bool:
-    return name in INT_DTYPES

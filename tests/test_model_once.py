@@ -3,7 +3,10 @@ implements only the kernels gets all of it (issue: "One model, written once, tha
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -119,3 +122,31 @@ def test_the_application_never_asks_a_backend_its_name():
             if comparison.search(line) and "backend" in line:
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_a_decoding_step_is_the_last_position_of_the_forward():
+    backend = NumpyBackend()
+    params, ids, (logits, _) = forward(backend)
+    _, cache = backend.model_forward(params, CONFIG, ids[:, :4])
+    step_logits, cache = model.decode_step(backend.ops, params, CONFIG, ids[:, 4:], cache)
+    np.testing.assert_allclose(step_logits, logits[:, -1], rtol=1e-5, atol=1e-6)
+    assert step_logits.shape == (1, CONFIG.vocab_size) and cache.length == 5
+
+
+def test_importing_and_constructing_backends_changes_no_process_wide_setting(tmp_path):
+    """TF32 stays as the process set it; JAX's compilation cache stays off until someone asks for it."""
+    script = """
+import torch, jax
+torch.backends.cuda.matmul.allow_tf32 = True
+from transformer_spec.backends import load_backend
+for name in ("numpy", "torch", "jax"):
+    load_backend(name)
+assert torch.backends.cuda.matmul.allow_tf32 is True, "constructing the torch backend switched TF32 off"
+assert not jax.config.jax_compilation_cache_dir, jax.config.jax_compilation_cache_dir
+print("untouched")
+"""
+    if not {"torch", "jax"} <= set(BACKENDS):
+        pytest.skip("needs torch and jax")
+    env = {k: v for k, v in os.environ.items() if k != "TSPEC_JAX_CACHE_DIR"}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0 and "untouched" in done.stdout, done.stderr[-2000:]

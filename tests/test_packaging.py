@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -35,7 +36,11 @@ def run(*command: str, cwd=ROOT, env=None) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_the_wheel_installs_beside_distributions_that_own_spec_and_backends(tmp_path):
     wheels = tmp_path / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT))
+    source = tmp_path / "source"  # a copy of the checkout, so that setuptools' build/ folder lands there, not here
+    shutil.copytree(
+        ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "site", "build", "*.egg-info", "__pycache__", ".*cache*")
+    )
+    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source))
     other = tmp_path / "other-distribution"  # someone else's distribution with the generic names
     for name in ("spec", "backends"):
         (other / name).mkdir(parents=True)
