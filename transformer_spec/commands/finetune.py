@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         apply_training_changes,
         check_run_paths,
         interrupted,
+        quiet_signals,
         report,
         resume_changes,
         setup_backend,
@@ -125,8 +126,9 @@ def run(args: argparse.Namespace) -> int:
             examples=examples,
             replay=replay_text,
         )
-    result = trainer.run()
-    if result.stopped == "interrupted":
-        return interrupted(result, NAME)
-    report(result, "fine-tuned")
+    with quiet_signals():  # a second Ctrl-C after training, before the exit, ends quietly too
+        result = trainer.run()
+        if result.stopped == "interrupted":
+            return interrupted(result, NAME)
+        report(result, "fine-tuned")
     return 0

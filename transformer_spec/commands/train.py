@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         apply_training_changes,
         check_run_paths,
         interrupted,
+        quiet_signals,
         report,
         resume_changes,
         setup_backend,
@@ -152,10 +153,11 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             documents=documents,
         )
-    result = trainer.run()
-    if result.stopped == "interrupted":
-        return interrupted(result, NAME)
-    report(result, "pretrained")
+    with quiet_signals():  # a second Ctrl-C after training, before the exit, ends quietly too
+        result = trainer.run()
+        if result.stopped == "interrupted":
+            return interrupted(result, NAME)
+        report(result, "pretrained")
     return 0
 
 

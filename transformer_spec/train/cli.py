@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +152,35 @@ def check_run_paths(args: argparse.Namespace) -> None:
         check_output_folder(out, "--out", overwrite=args.overwrite)
     if args.resume and Path(args.resume).is_dir():
         check_output_folder(args.resume, "--resume", overwrite=True)
+
+
+@contextlib.contextmanager
+def quiet_signals() -> Iterator[None]:
+    """While active (the commands wrap ``trainer.run()`` and their closing lines in it): SIGINT or SIGTERM outside
+    the trainer's own handling ends the process at once, with one line and status 128 + the signal's number.
+
+    The trainer installs its save-then-stop handlers while it trains and restores these afterwards, so a second
+    Ctrl-C landing between the end of training and the exit is quiet too, never a KeyboardInterrupt traceback.
+    On leaving (an in-process caller, such as a test), the previous handlers come back.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        try:
+            sys.stdout.flush()
+            sys.stderr.write(f"\n{signal.Signals(signum).name}: stopped at once\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(128 + signum)
+
+    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
 
 
 def interrupted(result, command: str) -> int:

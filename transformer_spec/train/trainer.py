@@ -584,10 +584,5 @@ class _signals_request_stop:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.trainer._stop_signal is not None:
-            # Stopped by a signal: the process is on its way out. Keep this handler, so a second signal during the
-            # closing lines or the interpreter's clean-up still exits at once, quietly, instead of raising
-            # KeyboardInterrupt inside some library's atexit hook.
-            return
         for number, previous in self.previous.items():
             signal.signal(number, previous)
