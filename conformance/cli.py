@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_from_args(args: argparse.Namespace, out=sys.stdout, load_tokenizer: Callable[[str], Any] | None = None) -> int:
+def run_from_args(args: argparse.Namespace, out=None, load_tokenizer: Callable[[str], Any] | None = None) -> int:
     """Run the suite as the parsed arguments say; return the exit status (0 only when nothing failed).
 
     Exit 2, with one line on stderr naming what was wrong and what exists, for input that would check
@@ -71,6 +71,7 @@ def run_from_args(args: argparse.Namespace, out=sys.stdout, load_tokenizer: Call
     ``load_tokenizer`` reads a tokenizer folder for ``--tokenizer PATH`` (``tspec conformance``
     passes the application's loader; ``module:attribute`` needs none).
     """
+    out = sys.stdout if out is None else out  # looked up now, so a redirected stdout is honoured
     from .runner import DEFAULT_TIMEOUT, Report, checked_dtypes, render_header, render_table, run, selected_checks
     from .runner import _seed_or_random as seed_or_random
     from .runner import _spec_of as spec_of
