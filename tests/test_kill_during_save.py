@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,7 @@ TRAIN_COMMAND = ["train", "--preset", "smoke", "--documents", "40", "--eval-batc
 KILL_BUDGET_SECONDS = 30.0  # the subprocess test stops starting new tries after this
 KILL_TRIES = 12
 MIN_KILL_TRIES = 4
+STEP_LINE = re.compile(r"step (\d+)/\d+ ")  # a whole progress line (the kill may cut the last one short)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -177,7 +179,7 @@ def test_kill_9_during_saves_always_leaves_a_resumable_run(tmp_path):
         process.stdout.close()
         process.stderr.close()
         mid_save += bool(_scratch_names(run))
-        printed = [int(line.split()[1].split("/")[0]) for line in lines if line.startswith("step ")]
+        printed = [int(match.group(1)) for match in map(STEP_LINE.match, lines) if match]
         checkpoint = load_checkpoint(run)  # completes a commit the kill cut short
         step = checkpoint.metadata["step"]
         assert step == _state_step(run), (tries, lines[-3:])
