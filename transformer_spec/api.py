@@ -100,14 +100,22 @@ def load_model(
     """A :class:`Model` from a checkpoint folder (None: the shipped default model) on ``backend``.
 
     ``backend`` is a name ("numpy", "torch", "jax", "torch:cuda", "module:attr")
-    or a Backend. A Hugging Face GPT-2 folder (``save_pretrained``) is imported.
+    or a Backend. A Hugging Face GPT-2, Llama, Mistral or Qwen2 folder (``save_pretrained``) is imported.
     """
     if checkpoint is None:
         checkpoint = load_checkpoint(default_checkpoint_path())
     elif not isinstance(checkpoint, Checkpoint):
-        from .hf import import_gpt2, is_hf_gpt2_folder
+        from .hf import import_gpt2, is_hf_folder, is_hf_gpt2_folder
 
-        checkpoint = import_gpt2(checkpoint) if is_hf_gpt2_folder(checkpoint) else load_checkpoint(checkpoint)
+        if is_hf_gpt2_folder(checkpoint):
+            checkpoint = import_gpt2(checkpoint)
+        elif is_hf_folder(checkpoint):
+            from .hf_llama import import_llama
+
+            # Weights stay memory-mapped in their stored dtype; Model converts them once, to the backend's arrays.
+            checkpoint = import_llama(checkpoint)
+        else:
+            checkpoint = load_checkpoint(checkpoint)
     return Model(checkpoint, backend, dtype)
 
 

@@ -58,6 +58,7 @@ from transformer_spec.spec.config import ModelConfig
 from transformer_spec.spec.errors import ConfigError, SpecError
 
 from .checkpoint import Checkpoint
+from .storage import as_backend_input, dtype_name
 
 OVERFLOW_POLICIES = ("error", "slide")
 DEFAULT_MAX_NEW_TOKENS = 64
@@ -328,14 +329,16 @@ def native_params(backend: Backend, params: Mapping[str, Any], dtype: str | None
         raise GenerationError(f"generate: params is a {type(params).__name__}, expected a non-empty dict from name to array")
     if dtype is None:
         first = next(iter(params.values()))
-        dtype = backend.dtype_of(first) if isinstance(first, backend.array_type) else str(np.asarray(first).dtype)
+        dtype = backend.dtype_of(first) if isinstance(first, backend.array_type) else dtype_name(np.asarray(first))
     backend.check_dtype_supported(dtype)  # a backend lacking the dtype says so here, before any work
     converted = {}
     for name, value in params.items():
         if isinstance(value, backend.array_type) and backend.dtype_of(value) == dtype:
             converted[name] = value
         else:
-            converted[name] = backend.asarray(value if isinstance(value, backend.array_type) else np.asarray(value), dtype)
+            # bfloat16 NumPy arrays (ml_dtypes) are widened exactly, one tensor at a time, for backends that lack them
+            host = value if isinstance(value, backend.array_type) else as_backend_input(np.asarray(value))
+            converted[name] = backend.asarray(host, dtype)
     return converted
 
 

@@ -317,15 +317,33 @@ def load_checkpoint_source(source: str | Path | None, *, dtype: str = "float32")
     """A checkpoint from any source the commands accept, with the same errors everywhere.
 
     ``None``: the model shipped with the package; a folder of ours (:func:`~transformer_spec.checkpoint.load_checkpoint`);
-    or a Hugging Face GPT-2 folder (:func:`import_gpt2`, weights cast to ``dtype``; a pickle-only folder is told how
-    to convert). ``generate``, ``chat``, ``eval``, ``finetune --checkpoint`` and ``train --init`` all read their
+    a Hugging Face GPT-2 folder (:func:`import_gpt2`, weights cast to ``dtype``; a pickle-only folder is told how
+    to convert); or a Hugging Face Llama / Mistral / Qwen2 folder (:func:`transformer_spec.hf_llama.import_llama`). ``generate``, ``chat``, ``eval``, ``finetune --checkpoint`` and ``train --init`` all read their
     checkpoint through this function (or :func:`transformer_spec.api.load_model`, which dispatches the same way).
     """
     from .checkpoint import default_checkpoint_path, load_checkpoint
 
     if source is None:
         return load_checkpoint(default_checkpoint_path())
-    return import_gpt2(source, dtype=dtype) if is_hf_gpt2_folder(source) else load_checkpoint(source)
+    if is_hf_gpt2_folder(source):
+        return import_gpt2(source, dtype=dtype)
+    if is_hf_folder(source):
+        from .hf_llama import import_llama
+
+        return import_llama(source, dtype=dtype)  # Llama / Mistral / Qwen2; any other model_type is named and refused
+    return load_checkpoint(source)
+
+
+def is_hf_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a Hugging Face ``config.json`` (a ``model_type`` and none of our ``format``)."""
+    path = Path(folder) / CONFIG_FILE
+    if not path.is_file():
+        return False
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and "model_type" in document and "format" not in document
 
 
 def gpt2_model_from_params(params: Mapping[str, Any], config: ModelConfig) -> Any:
@@ -357,6 +375,7 @@ __all__ = [
     "hf_config_from_config",
     "hf_state_from_params",
     "import_gpt2",
+    "is_hf_folder",
     "is_hf_gpt2_folder",
     "load_checkpoint_source",
     "params_from_hf",

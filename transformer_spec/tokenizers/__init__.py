@@ -28,6 +28,7 @@ from .bpe import (
     pretokenize,
 )
 from .errors import InvalidTextError, TokenizerFileError, read_json_file
+from .hf_json import HFByteLevelBPETokenizer, is_hf_tokenizer_document, load_hf_tokenizer
 from .word import TOKENIZER_FILE, WordStreamDecoder, WordTokenizer
 
 
@@ -61,10 +62,12 @@ class Tokenizer(Protocol):
     def save(self, directory: str | Path) -> Path: ...
 
 
-def load_tokenizer(path: str | Path) -> WordTokenizer | ByteLevelBPETokenizer:
+def load_tokenizer(path: str | Path) -> WordTokenizer | ByteLevelBPETokenizer | HFByteLevelBPETokenizer:
     """The tokenizer saved in folder ``path`` (or the word tokenizer file ``path`` itself).
 
     * ``tokenizer.json`` with ``"type": "word"`` → :class:`WordTokenizer`;
+    * a Hugging Face ``tokenizer.json`` (byte-level BPE: Llama 3, Qwen2, SmolLM) →
+      :class:`HFByteLevelBPETokenizer` (see :mod:`transformer_spec.tokenizers.hf_json`);
     * ``vocab.json`` and ``merges.txt`` → :class:`ByteLevelBPETokenizer`
       (with ``special_tokens_map.json`` for the roles, when present).
     """
@@ -100,14 +103,9 @@ def load_tokenizer(path: str | Path) -> WordTokenizer | ByteLevelBPETokenizer:
 
 def _load_tokenizer_json(file_path: Path) -> WordTokenizer:
     document = read_json_file(file_path, what='a tokenizer file ({"type": "word", ...})')
-    if isinstance(document, dict) and "type" not in document and "model" in document:
-        # The Hugging Face `tokenizers` single-file format shares the name.
-        raise TokenizerFileError(
-            f'{file_path}: is a Hugging Face tokenizers file (it has "model", no "type"), which this loader '
-            f'does not read; expected {{"type": "word", ...}}, or save the BPE as {VOCAB_FILE} + {MERGES_FILE} '
-            f"(tokenizer.model.save(folder))",
-            path=file_path,
-        )
+    if is_hf_tokenizer_document(document):
+        # The Hugging Face `tokenizers` single-file format shares the name: a byte-level BPE is read into ours.
+        return load_hf_tokenizer(file_path)
     kinds = {"word": WordTokenizer}
     kind = document.get("type") if isinstance(document, dict) else None
     if kind not in kinds:
@@ -118,6 +116,8 @@ def _load_tokenizer_json(file_path: Path) -> WordTokenizer:
 __all__ = [
     "ByteLevelBPETokenizer",
     "ByteStreamDecoder",
+    "HFByteLevelBPETokenizer",
+    "load_hf_tokenizer",
     "WordTokenizer",
     "WordStreamDecoder",
     "Tokenizer",
