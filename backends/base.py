@@ -588,6 +588,17 @@ class Backend:
     decay)`` with dicts of native arrays (``decay[name]``: whether weight decay applies) and returns the new
     ``(params, m, v)`` (which may be the same dicts, updated in place)."""
 
+    def data_parallel(self, devices: int | None = None, timeout: float = 300.0) -> Any | None:
+        """Hook: this process's data-parallel group, or None when the backend has no data-parallel engine (default).
+
+        Returns a :class:`transformer_spec.backends.parallel.DataParallel`: which rows of each global batch this
+        process computes and how the parts' weighted gradients become the global batch's gradient. ``devices``:
+        how many local devices one process shards the batch over (None: all); ``timeout``: seconds a collective
+        waits for the other processes before it raises ``PeerLostError``. PyTorch: ``torch.distributed`` across the
+        processes ``torchrun`` started; JAX: a ``jax.sharding.Mesh`` over the devices of this (and every joined) host.
+        """
+        return None
+
     def capabilities(self) -> dict[str, str]:
         """What this backend brings beyond the kernels, for reports (``tspec conformance`` prints it)."""
         overridden = lambda hook: getattr(type(self), hook) is not getattr(Backend, hook)  # noqa: E731

@@ -89,6 +89,13 @@ class JaxBackend(Backend):
 
     enable_persistent_cache = staticmethod(hooks.enable_persistent_cache)
 
+    def data_parallel(self, devices: int | None = None, timeout: float = 300.0):
+        """A ``jax.sharding.Mesh`` over ``devices`` local devices (None: all; every host's after
+        ``jax.distributed.initialize``): the batch sharded, the parameters replicated, XLA all-reduces."""
+        from .parallel import JaxDataParallel
+
+        return JaxDataParallel(self, devices)
+
     # ---------------------------------------------------------------- conversion
     def _asarray(self, x, dtype):
         if isinstance(x, jax.Array):

@@ -128,6 +128,18 @@ class TorchHooks:
             torch._foreach_addcdiv_(p_list, numerator, denominator, value=-lr)
         return params, m, v
 
+    def data_parallel(self, devices: int | None = None, timeout: float = 300.0):
+        """This rank of the processes ``torchrun`` (or ``tspec train --nproc``) started, joined with
+        ``torch.distributed``: gloo on CPU, NCCL on CUDA (rank r on GPU ``LOCAL_RANK``). One device per process."""
+        from .parallel import TorchDataParallel
+
+        if devices not in (None, 1):
+            raise ConfigError(
+                f"--devices {devices}: PyTorch trains with one device per process; start N processes instead "
+                f"(tspec train --nproc N, or torchrun --nproc-per-node N -m transformer_spec train ...)"
+            )
+        return TorchDataParallel(self, timeout)
+
     def set_threads(self, count: int) -> None:
         """``torch.set_num_threads(count)``: on a shared 2-core machine one thread can be 10x faster than two."""
         torch.set_num_threads(count)

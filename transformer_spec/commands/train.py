@@ -28,7 +28,7 @@ HELP = "pretrain a model on the generated corpus or a text file"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from transformer_spec.train.cli import add_backend_options, add_training_options
+    from transformer_spec.train.cli import add_backend_options, add_parallel_options, add_training_options
     from transformer_spec.train.config import PRESETS
 
     run = parser.add_argument_group("run")
@@ -54,21 +54,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         model.add_argument(flag, type=int, default=None)
     add_training_options(parser, "default: the shipped model's pretraining")
     add_backend_options(parser)
+    add_parallel_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from transformer_spec.train.cli import (
         apply_training_changes,
+        check_parallel_batch,
         check_run_paths,
         interrupted,
         quiet_signals,
         report,
         resume_changes,
         setup_backend,
+        setup_parallel,
         training_changes,
     )
     from transformer_spec.train.config import get_preset
     from transformer_spec.train.data import check_batch_shape
+    from transformer_spec.train.distributed import launch
     from transformer_spec.train.pipeline import pretraining_documents, resume, start_pretraining, train_tokenizer
 
     if bool(args.out) == bool(args.resume):
@@ -76,12 +80,25 @@ def run(args: argparse.Namespace) -> int:
     check_run_paths(args)  # before any work: a run must not die at its final save
     if args.resume:
         changes = resume_changes(args)
+        check_parallel_batch(args, _saved_batch_size(args.resume))  # any number of processes may resume a run
+        if args.nproc:
+            return launch(args.nproc, args.peer_timeout)
         backend = setup_backend(args)
-        trainer = resume(backend, args.resume, engine=args.engine, compile=args.compile, changes=changes, progress=not args.quiet)
+        parallel = setup_parallel(args, backend)
+        trainer = resume(
+            backend,
+            args.resume,
+            engine=args.engine,
+            compile=args.compile,
+            changes=changes,
+            progress=not args.quiet,
+            parallel=parallel,
+        )
     else:
         # Everything that can be wrong with the options or the data is checked before the backend is loaded.
         preset = get_preset(args.preset)
         config = apply_training_changes(preset.pretrain, training_changes(args))
+        check_parallel_batch(args, config.batch_size)
         if args.text:
             data_spec = {"kind": "text", "path": args.text, "held_out_path": args.held_out_text}
         else:
@@ -97,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
                 "held_out_seed": preset.held_out_seed,
                 "held_out_documents": preset.held_out_documents,
             }
+        if args.nproc:  # every option checked: the processes do the rest
+            return launch(args.nproc, args.peer_timeout)
         documents = pretraining_documents(data_spec)  # reads (and checks) the files, once: a pipe cannot be read twice
         training_documents = documents[0]
         _note_unreplayable(args)
@@ -139,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             config = config.with_changes(context_length=min(config.context_length, model_config.context_length))
         check_batch_shape(config.batch_size, config.context_length, model_config.context_length)
         backend = setup_backend(args)
+        parallel = setup_parallel(args, backend)
         trainer = start_pretraining(
             backend,
             model_config,
@@ -152,13 +172,25 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.quiet,
             documents=documents,
+            parallel=parallel,
         )
     with quiet_signals():  # a second Ctrl-C after training, before the exit, ends quietly too
         result = trainer.run()
         if result.stopped == "interrupted":
             return interrupted(result, NAME)
-        report(result, "pretrained")
+        if parallel is None or parallel.rank == 0:
+            report(result, "pretrained")
+    if parallel is not None:
+        parallel.close()
     return 0
+
+
+def _saved_batch_size(run_dir: str) -> int:
+    from pathlib import Path
+
+    from transformer_spec.train.trainer import _read_state
+
+    return int(_read_state(Path(run_dir))["config"]["batch_size"])
 
 
 def _note_unreplayable(args: argparse.Namespace) -> None:

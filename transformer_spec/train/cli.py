@@ -54,6 +54,54 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_parallel_options(parser: argparse.ArgumentParser) -> None:
+    """Data-parallel training (see :mod:`transformer_spec.train.distributed`)."""
+    from .distributed import DEFAULT_PEER_TIMEOUT
+
+    group = parser.add_argument_group(
+        "data parallel", "several processes or devices, each computing its part of every global batch (same result)"
+    )
+    group.add_argument(
+        "--nproc", type=int, default=None, help="start N processes on this machine (PyTorch: gloo on CPU, NCCL on CUDA)"
+    )
+    group.add_argument(
+        "--devices", default=None, metavar="N|all", help="shard each batch over N local devices of one process (JAX)"
+    )
+    group.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=DEFAULT_PEER_TIMEOUT,
+        metavar="SECONDS",
+        help="stop with an error when another process has not answered for this long",
+    )
+
+
+def setup_parallel(args: argparse.Namespace, backend):
+    """The run's data-parallel group (``--devices`` or a launcher's environment), or None."""
+    from .distributed import parse_devices, setup_parallel
+
+    asked = getattr(args, "devices", None) is not None
+    devices = parse_devices(args.devices) if asked else None
+    return setup_parallel(backend, devices, asked, getattr(args, "peer_timeout", 300.0))
+
+
+def check_parallel_batch(args: argparse.Namespace, batch_size: int) -> None:
+    """Before any work: the global batch must split over the processes (x devices) asked for, where known now."""
+    from .distributed import launched_processes, parse_devices
+
+    processes = args.nproc if getattr(args, "nproc", None) else launched_processes()
+    devices = parse_devices(args.devices) if getattr(args, "devices", None) is not None else 1
+    shards = processes * (devices or 1)
+    if shards > 1 and batch_size % shards:
+        what = f"{processes} processes" if devices in (1, None) else f"{processes} x {devices} devices"
+        if processes == 1:
+            what = f"{devices} devices"
+        raise ConfigError(
+            f"the global batch of {batch_size} sequences does not split evenly over {what}; expected --batch-size "
+            f"a multiple of {shards} (e.g. --batch-size {max(shards, batch_size - batch_size % shards)})"
+        )
+
+
 def add_training_options(parser: argparse.ArgumentParser, preset_help: str) -> None:
     group = parser.add_argument_group("training", f"defaults come from --preset ({preset_help})")
     for flag, dest, kind, text in TRAINING_OPTIONS:
@@ -100,8 +148,10 @@ def resume_changes(args: argparse.Namespace) -> dict[str, Any]:
 def setup_backend(args: argparse.Namespace):
     from transformer_spec.backends import load_backend
 
+    from .distributed import join_hosts_if_asked
     from .steps import require_autodiff
 
+    join_hosts_if_asked(args.backend)  # JAX across hosts: before the backend touches a device
     backend = load_backend(args.backend)
     require_autodiff(backend)
     if getattr(args, "compile", False):

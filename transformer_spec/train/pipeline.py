@@ -210,6 +210,7 @@ def start_pretraining(
     progress: bool = True,
     extra_metadata: dict[str, Any] | None = None,
     documents: Documents | None = None,
+    parallel: Any = None,
 ) -> Trainer:
     """A pretraining run from scratch (weights drawn with ``config.seed``) or from ``params``.
 
@@ -232,6 +233,7 @@ def start_pretraining(
         data_spec=data_spec,
         overwrite=overwrite,
         progress=progress,
+        parallel=parallel,
     )
 
 
@@ -281,6 +283,16 @@ def start_finetuning(
 
 
 def resume(
-    backend, run_dir, *, engine: str = "auto", compile: bool = False, changes: dict[str, Any] | None = None, progress: bool = True
+    backend,
+    run_dir,
+    *,
+    engine: str = "auto",
+    compile: bool = False,
+    changes: dict[str, Any] | None = None,
+    progress: bool = True,
+    parallel: Any = None,
 ) -> Trainer:
-    return Trainer.resume(backend, Path(run_dir), source_for, engine=engine, compile=compile, changes=changes, progress=progress)
+    """Continue the run in ``run_dir``; ``parallel``: a data-parallel group (any number of processes)."""
+    return Trainer.resume(
+        backend, Path(run_dir), source_for, engine=engine, compile=compile, changes=changes, progress=progress, parallel=parallel
+    )

@@ -238,6 +238,7 @@ class Trainer:
     progress: bool = True
     last_saved_step: int | None = None
     on_step: Callable[[Trainer, Any], None] | None = None  # called after every applied step (tests, benchmarks)
+    parallel: Any = None  # a data-parallel group (backend's data_parallel hook): rank 0 writes, all stop together
     _stop_requested: bool = False
     _stop_signal: str | None = None  # the signal that asked for the stop, if one did
 
@@ -259,9 +260,11 @@ class Trainer:
         data_spec: dict[str, Any] | None = None,
         overwrite: bool = False,
         progress: bool = True,
+        parallel: Any = None,
     ) -> Trainer:
         require_autodiff(backend)
         check_batch_shape(config.batch_size, config.context_length, model_config.context_length)
+        _check_parallel_rows(parallel, source, config)
         if tokenizer.vocab_size > model_config.vocab_size:
             raise TrainingError(
                 f"the tokenizer has {tokenizer.vocab_size} ids but the model's vocab_size is {model_config.vocab_size}; "
@@ -269,7 +272,7 @@ class Trainer:
             )
         source.check(config)
         out = None if out_dir is None else Path(out_dir)
-        if out is not None:
+        if out is not None and _writes(parallel):
             recover_run_folder(out)  # a save cut short earlier is completed (or its scratch removed) before we look
         if out is not None and (out / STATE_FILE).exists() and not overwrite:
             step = _read_state(out).get("step", "?")
@@ -277,8 +280,8 @@ class Trainer:
                 f"{out} already holds a training run (step {step}); resume it with --resume {out}, "
                 f"or choose another --out (or pass --overwrite to start over)"
             )
-        eng = make_engine(engine, backend, model_config, config.optimizer, params, compile=compile)
-        if out is not None and overwrite:  # starting over: the old run's state must not be resumable any more
+        eng = make_engine(engine, backend, model_config, config.optimizer, params, compile=compile, parallel=parallel)
+        if out is not None and overwrite and _writes(parallel):  # starting over: the old state must not be resumable
             for name in (STATE_FILE, OPTIMIZER_FILE):
                 if (out / name).exists():
                     (out / name).unlink()
@@ -295,6 +298,7 @@ class Trainer:
             metadata=dict(metadata or {}),
             data_spec=dict(data_spec or {}),
             progress=progress,
+            parallel=parallel,
         )
 
     @classmethod
@@ -308,14 +312,19 @@ class Trainer:
         compile: bool = False,
         changes: dict[str, Any] | None = None,
         progress: bool = True,
+        parallel: Any = None,
     ) -> Trainer:
-        """Continue the run in ``run_dir``. ``source_factory(data_spec, tokenizer, config)`` rebuilds its data;
+        """Continue the run in ``run_dir`` (with any number of processes: the batch order is global).
+        ``source_factory(data_spec, tokenizer, config)`` rebuilds its data;
         ``changes`` (e.g. ``{"steps": 2000, "lr": 1e-3}``) adjusts the training config."""
         from transformer_spec.checkpoint import load_checkpoint
 
         require_autodiff(backend)
         run_dir = Path(run_dir)
-        recover_run_folder(run_dir)
+        if _writes(parallel):
+            recover_run_folder(run_dir)
+        if parallel is not None:
+            parallel.barrier()  # the other ranks read the folder after rank 0 has completed any save cut short
         state = _read_state(run_dir)
         checkpoint = load_checkpoint(run_dir)
         if checkpoint.metadata.get("step") != state["step"]:
@@ -334,8 +343,18 @@ class Trainer:
         source = source_factory(state.get("data", {}), checkpoint.tokenizer, config)
         source.check(config)
         source.restore(state.get("source"))
+        _check_parallel_rows(parallel, source, config)
         moments = _read_moments(run_dir / OPTIMIZER_FILE, checkpoint.params)
-        eng = make_engine(engine, backend, checkpoint.config, config.optimizer, dict(checkpoint.params), moments, compile=compile)
+        eng = make_engine(
+            engine,
+            backend,
+            checkpoint.config,
+            config.optimizer,
+            dict(checkpoint.params),
+            moments,
+            compile=compile,
+            parallel=parallel,
+        )
         rng = np.random.Generator(np.random.PCG64(config.seed))
         rng.bit_generator.state = state["rng"]
         metadata = {k: v for k, v in checkpoint.metadata.items() if k not in ("step",)}
@@ -355,6 +374,7 @@ class Trainer:
             data_spec=dict(state.get("data", {})),
             progress=progress,
             last_saved_step=state["step"],
+            parallel=parallel,
         )
         return trainer
 
@@ -363,6 +383,16 @@ class Trainer:
         """Finish the current step, save, and return (what Ctrl-C and SIGTERM do)."""
         self._stop_requested = True
         self._stop_signal = signal_name
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop before the next step: asked here, or (data-parallel) on any process — every process
+        answers the same at the same step, so none is left waiting in a collective for the others."""
+        if self.parallel is None:
+            return self._stop_requested
+        if self.parallel.any(self._stop_requested):
+            self._stop_requested = True
+            return True
+        return False
 
     def evaluate(self) -> dict[str, float] | None:
         batches = self.source.eval_batches(self.config)
@@ -378,14 +408,14 @@ class Trainer:
 
     def run(self) -> TrainResult:
         config = self.config
-        progress = Progress(config.steps, self.step, config.log_every, self.progress)
+        progress = Progress(config.steps, self.step, config.log_every, self.progress and _writes(self.parallel))
         tokens = 0
         seconds = 0.0
         stopped = "finished"
         with _signals_request_stop(self):
             try:
                 while self.step < config.steps:
-                    if self._stop_requested:
+                    if self._stop_agreed():
                         stopped = "interrupted"
                         break
                     ids, targets = self.source.next_batch(self.rng, config)
@@ -444,6 +474,9 @@ class Trainer:
         """Write the model (loadable checkpoint) and the optimizer and trainer state into ``out_dir``."""
         if self.out_dir is None:
             return None
+        if not _writes(self.parallel):  # data-parallel: rank 0 writes; the weights are the same on every rank
+            self.last_saved_step = self.step
+            return self.out_dir
         from safetensors.numpy import save
 
         from transformer_spec.checkpoint import save_checkpoint
@@ -476,6 +509,17 @@ class Trainer:
         save_checkpoint(out, self.model_config, params, self.tokenizer, metadata, extra_files=extra)
         self.last_saved_step = self.step
         return out
+
+
+def _writes(parallel) -> bool:
+    """Whether this process writes checkpoints and progress: always alone, rank 0 of a data-parallel group."""
+    return parallel is None or parallel.rank == 0
+
+
+def _check_parallel_rows(parallel, source, config: TrainConfig) -> None:
+    """Before any work: the global batch (fine-tuning: plus its replay rows) must split evenly over the group."""
+    if parallel is not None:
+        parallel.check_rows(config.batch_size + int(getattr(source, "replay_rows", 0)), "the global batch (--batch-size)")
 
 
 def recover_run_folder(run_dir: Path) -> list[str]:
