@@ -1,11 +1,23 @@
-"""The built site in a real browser: the diagram is drawn and the math typeset, with no network.
+"""The built site in a real browser, as a reader sees it: every page, at 1280 px and at 390 px, with no network.
 
-Headless Chromium opens pages served from 127.0.0.1 while every other host is
-unresolvable, so Mermaid and KaTeX must come from the site itself. The
-Mermaid diagram must have become an SVG (inside the closed shadow root where
-Material puts it), and every math element must hold KaTeX output, with no
-KaTeX error and no raw delimiters left. Screenshots are saved to
-``artifacts/`` for a human to look at.
+Headless Chromium opens every page of the site served from 127.0.0.1 while
+every other host is unresolvable, so Mermaid and KaTeX must come from the
+site itself. On each page, once its math is typeset and its diagrams drawn,
+the test checks each class of defect a reader ran into:
+
+* raw reStructuredText or Sphinx markup (``:mod:`x```, double backquotes) in
+  the rendered text, or ``<word>`` swallowed as an unknown HTML element;
+* a display equation wider than its container (at 390 px one may scroll in
+  its own box, never widen the page);
+* emoji outside code (a status must be text or inline SVG: emoji need an
+  emoji font, and render as empty boxes without one);
+* horizontal page overflow at 390 px;
+* Mermaid labels that overlap each other;
+* KaTeX errors and raw math delimiters.
+
+It also opens the site from ``file://`` and follows a navigation link. Every
+page is screenshotted at both widths into ``artifacts/docs-screens/`` (git
+ignores ``artifacts/``), for a human to look at.
 """
 
 from __future__ import annotations
@@ -25,17 +37,22 @@ from tools.docs.browser import CHROMIUM, Chromium, walk  # noqa: E402
 from tools.docs.paths import ROOT  # noqa: E402
 from tools.docs.testing import built_site  # noqa: E402
 
-ARTIFACTS = ROOT / "artifacts"
-PAGES = {"overview": "", "attention": "components/attention/"}
+ARTIFACTS = ROOT / "artifacts" / "docs-screens"
+WIDTHS = {"desktop": (1280, 900, False), "phone": (390, 844, True)}
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium not installed: apt-get install chromium")
 
 
 @pytest.fixture(scope="module")
-def server():
+def site() -> Path:
     build = built_site()
     assert build.returncode == 0, f"mkdocs build --strict failed:\n{build.output[-8000:]}"
-    handler = functools.partial(QuietHandler, directory=str(build.site))
+    return build.site
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    handler = functools.partial(QuietHandler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -55,21 +72,98 @@ def browser(tmp_path_factory):
         yield chromium
 
 
-MATH_DONE = (
-    "document.querySelectorAll('.arithmatex').length > 0 && "
-    "[...document.querySelectorAll('.arithmatex')].every(e => e.querySelector('.katex'))"
+def site_pages(site: Path) -> list[str]:
+    """Every page of the site (relative URLs), the 404 page aside."""
+    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html") if p.name != "404.html")
+
+
+# Ready: the page has loaded, its math is typeset (katex-init.js marks the body when it has fitted the
+# equations) and every Mermaid source has become a diagram.
+READY = (
+    "document.readyState === 'complete' && "
+    "(document.querySelectorAll('.arithmatex').length === 0 || document.body.hasAttribute('data-math-fitted')) && "
+    "!document.querySelector('pre.mermaid')"
 )
 
+# Every defect the page shows in the browser, as readable strings; [] when there is none.
+DEFECTS = r"""
+(() => {
+  const problems = [];
+  const article = document.querySelector('article') || document.body;
+  // Text outside code: a <pre>/<code> may show markup on purpose (a docstring, a role in an example).
+  const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+  let prose = '';
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (node.parentElement.closest('pre, code, .katex, script, style, .mermaid')) continue;
+    prose += node.textContent + ' ';
+  }
+  const role = prose.match(/:(mod|func|class|meth|attr|data|obj|ref|doc|exc|py:\w+):`[^`]*`/);
+  if (role) problems.push('raw Sphinx role in the text: ' + role[0]);
+  const literal = prose.match(/``[^`]+``/);
+  if (literal) problems.push('raw reST literal in the text: ' + literal[0]);
+  const emptyLiteral = prose.match(/``/);
+  if (!literal && emptyLiteral) problems.push('a literal pair of backquotes in the text (an empty code span?)');
+  const emoji = prose.match(/\p{Extended_Pictographic}/u);
+  if (emoji) problems.push('emoji in the text (renders as a box without an emoji font): ' + emoji[0]);
+  // <unk> written in prose becomes an unknown element and disappears from the text.
+  for (const element of article.querySelectorAll('*')) {
+    if (element instanceof HTMLUnknownElement) problems.push('swallowed as HTML: <' + element.tagName.toLowerCase() + '>');
+  }
+  if (document.querySelector('.katex-error')) problems.push('KaTeX error: ' + document.querySelector('.katex-error').textContent.slice(0, 80));
+  if (/\$\$|\\\(|\\\[/.test(prose)) problems.push('raw math delimiters in the text');
+  // A display equation wider than its box: cut off, unless the box scrolls.
+  for (const display of article.querySelectorAll('.katex-display')) {
+    const formula = display.querySelector('.katex');
+    const overflow = Math.max(formula.scrollWidth, formula.getBoundingClientRect().width) - display.clientWidth;
+    if (overflow > 1) {
+      const scrolls = ['auto', 'scroll'].includes(getComputedStyle(display).overflowX);
+      problems.push((scrolls ? 'SCROLLS ' : 'CUT OFF ') + 'display equation ' + overflow + ' px wider than its box: ' +
+                    formula.textContent.slice(0, 60));
+    }
+  }
+  // The page itself must not scroll sideways.
+  const pageOverflow = document.documentElement.scrollWidth - window.innerWidth;
+  if (pageOverflow > 1) {
+    let widest = '';
+    for (const element of document.body.querySelectorAll('*')) {
+      const r = element.getBoundingClientRect();
+      if (r.right > window.innerWidth + 1 && !element.closest('.md-sidebar, .md-nav, .md-search, .md-header__inner .md-search')) {
+        widest = element.tagName.toLowerCase() + '.' + element.className + ' ' + (element.textContent || '').slice(0, 40);
+        break;
+      }
+    }
+    problems.push('the page is ' + pageOverflow + ' px wider than the window (first culprit: ' + widest + ')');
+  }
+  return problems;
+})()
+"""
 
-def mermaid_svgs(page) -> int:
-    """How many <svg> elements lie inside shadow roots of div.mermaid elements."""
-    count = 0
-    for node, _ in walk(page.dom()):
+
+def mermaid_label_overlaps(page) -> list[str]:
+    """Pairs of Mermaid labels (node boxes, subgraph titles, edge labels) whose boxes overlap, read in the closed shadow roots."""
+    kinds = {"node": "node", "cluster-label": "subgraph title", "edgeLabel": "edge label"}
+    boxes = []
+    for node, in_shadow in walk(page.dom()):
+        if not in_shadow:
+            continue
         attributes = node.get("attributes", [])
-        classes = dict(zip(attributes[::2], attributes[1::2])).get("class", "")
-        if node.get("nodeName") == "DIV" and "mermaid" in classes.split():
-            count += sum(1 for inner, in_shadow in walk(node) if in_shadow and inner.get("nodeName", "").lower() == "svg")
-    return count
+        classes = dict(zip(attributes[::2], attributes[1::2])).get("class", "").split()
+        kind = next((label for cls, label in kinds.items() if cls in classes), None)
+        if kind is None:
+            continue
+        rect = page.rect(node["nodeId"])
+        if rect and rect["width"] > 1 and rect["height"] > 1:
+            boxes.append((kind, rect))
+    overlaps = []
+    for i, (kind_a, a) in enumerate(boxes):
+        for kind_b, b in boxes[i + 1 :]:
+            if a["text"] == b["text"]:  # one label's nested elements (a <g> and the <span> inside it)
+                continue
+            width = min(a["x"] + a["width"], b["x"] + b["width"]) - max(a["x"], b["x"])
+            height = min(a["y"] + a["height"], b["y"] + b["height"]) - max(a["y"], b["y"])
+            if width > 2 and height > 2:
+                overlaps.append(f"{kind_a} {a['text']!r} overlaps {kind_b} {b['text']!r}")
+    return overlaps
 
 
 def assert_offline(page) -> None:
@@ -78,23 +172,136 @@ def assert_offline(page) -> None:
     assert not page.failed_requests(), f"requests failed: {page.failed_requests()}"
 
 
-def test_overview_draws_the_pipeline_diagram_offline(server, browser):
-    page = browser.open(server + PAGES["overview"])
-    # Material swaps each <pre class="mermaid"> for a <div class="mermaid"> once the diagram is drawn
-    assert page.wait_for("document.querySelector('div.mermaid') !== null && !document.querySelector('pre.mermaid')"), (
-        "the Mermaid source was never replaced by a diagram"
+@pytest.mark.parametrize("device", list(WIDTHS))
+def test_every_page_renders_without_defects(site, server, browser, device):
+    width, height, mobile = WIDTHS[device]
+    problems: dict[str, list[str]] = {}
+    diagrams = 0
+    for url in site_pages(site):
+        page = browser.open(server + url, width=width, height=height, mobile=mobile)
+        try:
+            if not page.wait_for(READY, timeout=45):
+                problems[url] = ["never became ready: math not typeset or a Mermaid diagram not drawn"]
+                continue
+            found = page.evaluate(DEFECTS)
+            if device == "desktop":  # on a wide screen every equation must fit, not merely scroll
+                found = [p.replace("SCROLLS ", "") for p in found]
+            else:
+                found = [p for p in found if not p.startswith("SCROLLS ")]
+            if page.evaluate("document.querySelector('div.mermaid') !== null"):
+                diagrams += 1
+                found += mermaid_label_overlaps(page)
+            if found:
+                problems[url] = found
+            page.screenshot(ARTIFACTS / device / (url.replace("/", "__").removesuffix(".html") + ".png"))
+            assert_offline(page)
+        finally:
+            page.close()
+    assert not problems, f"at {width} px:\n" + "\n".join(f"{url}: {p}" for url, found in problems.items() for p in found)
+    assert diagrams >= 2, "the Mermaid diagrams (overview, one block) were not drawn"
+
+
+def test_the_defect_checks_have_teeth(server, browser, tmp_path):
+    """A page with one defect of each class: the checks must report every one of them."""
+    bad = Path(built_site().site) / "__defects__.html"
+    long_formula = "x_1 + " * 120 + "x_n"
+    bad.write_text(
+        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        "<link rel=stylesheet href='assets/vendor/katex/dist/katex.min.css'></head><body><article>"
+        '<p>see :mod:`transformer_spec.spec` and ``x``; the token ("<unk>"); passed ✅</p>'
+        '<div class="arithmatex"><span class="katex-display" style="display: block; width: 300px">'
+        f'<span class="katex" style="display: block; white-space: nowrap">{long_formula}</span></span></div>'
+        "<div style='width: 900px'>too wide for a phone</div>"
+        "</article></body></html>"
     )
-    assert mermaid_svgs(page) >= 1, "no <svg> was rendered for the Mermaid diagram"
-    page.screenshot(ARTIFACTS / "docs-overview.png")
-    assert_offline(page)
+    try:
+        page = browser.open(server + "__defects__.html", width=390, height=844, mobile=True)
+        assert page.wait_for("document.readyState === 'complete'")
+        found = " | ".join(page.evaluate(DEFECTS))
+        page.close()
+    finally:
+        bad.unlink()
+    for expected in (
+        "raw Sphinx role",
+        "raw reST literal",
+        "swallowed as HTML: <unk>",
+        "emoji",
+        "display equation",
+        "wider than the window",
+    ):
+        assert expected in found, f"the check missed: {expected} (it found: {found})"
+
+
+def test_mermaid_overlap_check_has_teeth(server, browser):
+    """Two labels drawn on top of each other are reported (checked on the overview page's own diagram, moved)."""
+    page = browser.open(server + "index.html")
+    try:
+        assert page.wait_for(READY, timeout=45)
+        nodes = [
+            n
+            for n, shadow in walk(page.dom())
+            if shadow
+            and "node" in dict(zip(n.get("attributes", [])[::2], n.get("attributes", [])[1::2])).get("class", "").split()
+        ]
+        assert len(nodes) >= 2
+        first = page.rect(nodes[0]["nodeId"])
+        second = page.rect(nodes[1]["nodeId"])
+        handle = page.browser.send("DOM.resolveNode", page.session, nodeId=nodes[1]["nodeId"])["object"]["objectId"]
+        dx, dy = first["x"] - second["x"], first["y"] - second["y"]
+        page.browser.send(
+            "Runtime.callFunctionOn",
+            page.session,
+            objectId=handle,
+            functionDeclaration=f"function () {{ this.setAttribute('transform', (this.getAttribute('transform') || '') + ' translate({dx},{dy})'); }}",
+        )
+        assert mermaid_label_overlaps(page), "two nodes drawn on top of each other were not reported"
+    finally:
+        page.close()
+
+
+def test_overview_draws_the_pipeline_diagram_offline(server, browser):
+    page = browser.open(server + "index.html")
+    try:
+        assert page.wait_for(READY, timeout=45), "the Mermaid source was never replaced by a diagram"
+        svgs = sum(1 for n, shadow in walk(page.dom()) if shadow and n.get("nodeName", "").lower() == "svg")
+        assert svgs >= 1, "no <svg> was rendered for the Mermaid diagram"
+        assert_offline(page)
+    finally:
+        page.close()
 
 
 def test_component_page_typesets_its_math_offline(server, browser):
-    page = browser.open(server + PAGES["attention"])
-    assert page.wait_for(MATH_DONE), "some math elements were never typeset by KaTeX"
-    assert page.evaluate("document.querySelectorAll('.katex-error').length") == 0, "KaTeX reported an error"
-    assert page.evaluate("document.querySelectorAll('.arithmatex .katex').length") >= 3
-    text = page.evaluate("document.querySelector('article').innerText")
-    assert "$$" not in text and "\\(" not in text and "\\[" not in text, "raw math delimiters are left in the text"
-    page.screenshot(ARTIFACTS / "docs-attention.png")
-    assert_offline(page)
+    page = browser.open(server + "components/attention.html")
+    try:
+        assert page.wait_for(READY, timeout=45), "some math elements were never typeset by KaTeX"
+        assert page.evaluate("[...document.querySelectorAll('.arithmatex')].every(e => e.querySelector('.katex'))")
+        assert page.evaluate("document.querySelectorAll('.arithmatex .katex').length") >= 3
+        assert_offline(page)
+    finally:
+        page.close()
+
+
+def test_the_site_works_from_file_urls(site, browser):
+    """Opened from disk (no server): links name .html files, not folders, and the math and diagrams still render."""
+    page = browser.open((site / "index.html").as_uri())
+    try:
+        assert page.wait_for(READY, timeout=45), "the overview did not render from file://"
+        href = page.evaluate("(document.querySelector('a[href$=\"components/attention.html\"]') || {}).href || ''")
+        assert href.startswith("file://") and href.endswith("attention.html"), f"no file link to the attention page: {href!r}"
+        folder_links = page.evaluate(
+            "[...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href'))"
+            ".filter(h => !h.startsWith('#') && !h.includes('://') && (h.endsWith('/') || h === '.' || h === '..'))"
+        )
+        assert not folder_links, f"links that open a folder listing from file://: {folder_links[:5]}"
+        page.navigate(href)
+        assert page.wait_for("location.href.endsWith('attention.html') && " + READY, timeout=45)
+        assert page.evaluate("document.querySelector('h1').textContent").strip().startswith("Attention")
+        assert page.evaluate("document.querySelectorAll('.arithmatex .katex').length") >= 3
+    finally:
+        page.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _keep_screens():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield

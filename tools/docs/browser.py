@@ -119,13 +119,14 @@ class Chromium:
             self.events.append(message)
 
     # ------------------------------------------------------------------ pages
-    def open(self, url: str, width: int = 1280, height: int = 900) -> Page:
+    def open(self, url: str, width: int = 1280, height: int = 900, mobile: bool = False) -> Page:
+        """A new tab showing ``url`` in a ``width`` px wide window (``mobile``: a phone's viewport rules apply)."""
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
         session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        page = Page(self, session)
+        page = Page(self, session, target)
         for domain in ("Page", "Network", "Runtime", "DOM"):
             self.send(f"{domain}.enable", session)
-        self.send("Emulation.setDeviceMetricsOverride", session, width=width, height=height, deviceScaleFactor=1, mobile=False)
+        self.send("Emulation.setDeviceMetricsOverride", session, width=width, height=height, deviceScaleFactor=1, mobile=mobile)
         self.send("Page.navigate", session, url=url)
         return page
 
@@ -134,6 +135,30 @@ class Chromium:
 class Page:
     browser: Chromium
     session: str
+    target: str = ""
+
+    def close(self) -> None:
+        if self.target:
+            self.browser.send("Target.closeTarget", targetId=self.target)
+
+    def navigate(self, url: str) -> None:
+        self.browser.send("Page.navigate", self.session, url=url)
+
+    def rect(self, node_id: int) -> dict | None:
+        """The bounding client rectangle (x, y, width, height) of a DOM node, even inside a closed shadow root."""
+        try:
+            handle = self.browser.send("DOM.resolveNode", self.session, nodeId=node_id)["object"]["objectId"]
+        except BrowserError:
+            return None
+        result = self.browser.send(
+            "Runtime.callFunctionOn",
+            self.session,
+            objectId=handle,
+            functionDeclaration="function () { const r = this.getBoundingClientRect(); "
+            "return {x: r.x, y: r.y, width: r.width, height: r.height, text: (this.textContent || '').trim()}; }",
+            returnByValue=True,
+        )
+        return result.get("result", {}).get("value")
 
     def evaluate(self, expression: str):
         result = self.browser.send("Runtime.evaluate", self.session, expression=expression, returnByValue=True)

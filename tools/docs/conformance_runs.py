@@ -6,8 +6,9 @@ profile, float32, a fixed seed, in a subprocess per backend started when the
 build starts; the page waits for them. JAX compiles a kernel for every new
 shape, which makes its run by far the longest one, and compiling is
 single-threaded: its components are split over two processes so that a
-second core can share the work. Reports are cached by the code hash, so an
-unchanged tree does not run them again.
+second core can share the work. Reports are cached by a hash of the code they
+check (``cache.CONFORMANCE_INPUTS``), so an unchanged suite and backends do
+not run them again, whatever else changed.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def start() -> None:
     for name in installed_backends():
         if name in _runs:
             continue
-        report_path = cache.path_for("conformance", name, PROFILE, DTYPE, SEED, suffix=".json")
+        report_path = cache.path_for("conformance", name, PROFILE, DTYPE, SEED, suffix=".json", inputs=cache.CONFORMANCE_INPUTS)
         run = Run(name, report_path, started=time.perf_counter())
         _runs[name] = run
         if report_path.exists():

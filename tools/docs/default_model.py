@@ -21,7 +21,7 @@ from transformer_spec.spec.config import ModelConfig
 
 from .paths import ROOT
 
-ASSETS = ROOT / "tspec" / "assets" / "default_model"
+ASSETS = ROOT / "transformer_spec" / "assets" / "default_model"
 
 
 @dataclass(frozen=True)

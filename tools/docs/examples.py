@@ -203,21 +203,6 @@ def attention_toy(which: str) -> tuple[list[str], np.ndarray]:
     return words, backend.to_numpy(weights)
 
 
-# "apple" among fruit or among gadgets: toy 2-D embeddings (fruit-ness, gadget-ness).
-APPLE_EMBEDDINGS = {"apple": (1.0, 1.0), "orange": (2.0, 0.0), "banana": (1.8, 0.2), "phone": (0.0, 2.0), "laptop": (0.2, 1.8)}
-APPLE_CONTEXTS = (("orange", "banana", "apple"), ("phone", "laptop", "apple"))
-
-
-def apple_in_context(context: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(apple's vector, its attention weights over the context, its attention output) for one context."""
-    backend = numpy_backend()
-    x = np.array([APPLE_EMBEDDINGS[w] for w in context])
-    xs = backend.asarray(x, "float64")
-    out, weights = backend.attention(xs, xs, xs, causal=True)
-    out, weights = backend.to_numpy(out), backend.to_numpy(weights)
-    return x[-1], weights[-1], out[-1]
-
-
 DEFAULT_MODEL_SENTENCE = (
     "What is the capital of Nigeria? The capital of Nigeria is Abuja."  # every word one token of the default model
 )

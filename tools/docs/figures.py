@@ -2,7 +2,10 @@
 
 Each function returns a matplotlib figure, or ``None`` when what it shows does
 not exist yet (the default model before it ships); the page then says so.
-Figures are saved as ``figures/<name>.png`` in the site.
+Figures are saved as ``figures/<name>.svg`` in the site: vector graphics with
+their text kept as text, so they stay sharp at any zoom and on a phone. Sizes
+are chosen for the text column (about 7 inches of figure at 100 %), with
+fonts of 10 pt and more.
 """
 
 from __future__ import annotations
@@ -45,17 +48,30 @@ def _plt():
     import matplotlib.pyplot as plt
 
     plt.rcParams.update(
-        {"figure.dpi": 110, "font.size": 10, "axes.spines.top": False, "axes.spines.right": False, "figure.max_open_warning": 0}
+        {
+            "figure.dpi": 100,
+            "font.size": 11,
+            "axes.titlesize": 12,
+            "axes.labelsize": 11,
+            "xtick.labelsize": 10,
+            "ytick.labelsize": 10,
+            "legend.fontsize": 10,
+            "svg.fonttype": "none",  # text stays text: sharp, selectable, and a tenth of the size of outlined glyphs
+            "svg.hashsalt": "tspec",  # stable element ids, so an unchanged figure is byte-identical
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "figure.max_open_warning": 0,
+        }
     )
     return plt
 
 
-def render_png(name: str) -> bytes | None:
+def render_svg(name: str) -> bytes | None:
     fig = FIGURES[name].draw()
     if fig is None:
         return None
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     _plt().close(fig)
     return buffer.getvalue()
 
@@ -150,103 +166,103 @@ def positional_arrows():
 )
 def attention_toy():
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.6), layout="constrained")
     for ax, which in zip(axes, ex.ATTENTION_SENTENCES):
         words, weights = ex.attention_toy(which)
-        ax.imshow(weights, cmap="Blues", vmin=0, vmax=1)
+        image = ax.imshow(weights, cmap="Blues", vmin=0, vmax=1)
         ax.set_xticks(range(len(words)), words, rotation=60, ha="right")
         ax.set_yticks(range(len(words)), words)
         ax.set_xlabel("key (the word looked at)")
         ax.set_title(f"... it was {which}")
         for (r, c), w in np.ndenumerate(weights):
             if w >= 0.095:
-                ax.text(c, r, f"{w:.2f}", ha="center", va="center", fontsize=6.5, color="white" if w > 0.5 else "black")
+                ax.text(c, r, f"{w:.1f}", ha="center", va="center", fontsize=9, color="white" if w > 0.5 else "black")
     axes[0].set_ylabel("query (the word looking)")
-    fig.tight_layout()
+    fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
     return fig
 
 
 @figure(
     "attention_default_model",
-    "The attention weights of every head of the default model's first block on a real sentence.",
+    "The attention weights of the four heads of the default model's first block on a real sentence, one heat map per "
+    "head with a shared colour bar; each head's title names its pattern where one is clear (previous token, first "
+    "token, itself) with the mean weight it puts there.",
     missing="This figure is drawn from the shipped default model "
     "(`transformer_spec.api.load_model` and `transformer_spec/assets/default_model/`), which does not exist in this build yet.",
 )
 def attention_default_model():
-    model = load_default_model()
+    from . import inspect_model
+
+    model = inspect_model.shipped()
     if model is None:
         return None
     plt = _plt()
-    words, weights = default_model_attention(model, ex.DEFAULT_MODEL_SENTENCE, layer=0)
+    f = inspect_model.forward(model, model.tokenizer.encode(ex.DEFAULT_MODEL_SENTENCE))
+    weights = f.attention[0]
+    words = [p.replace(" ", "\u2423") for p in f.pieces]
     H = weights.shape[0]
-    columns = 2 if H <= 4 else 4
+    columns = 2
     rows = math.ceil(H / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(9, 4.6 * rows), squeeze=False, layout="constrained")
     for h, ax in enumerate(axes.flat):
         if h >= H:
             ax.axis("off")
             continue
-        ax.imshow(weights[h], cmap="Blues", vmin=0, vmax=1)
-        ax.set_title(f"head {h}")
-        ax.set_xticks(range(len(words)), words, rotation=70, fontsize=7)
-        ax.set_yticks(range(len(words)), words, fontsize=7)
-    fig.tight_layout()
+        image = ax.imshow(weights[h], cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+        role = head_role(weights[h])
+        ax.set_title(f"head 0.{h}" + (f": {role}" if role else ""), fontsize=11)
+        ax.set_xticks(range(len(words)), words, rotation=90, fontsize=8)
+        ax.set_yticks(range(len(words)), words, fontsize=8)
+    fig.colorbar(image, ax=axes, shrink=0.6, label="attention weight (row: query, column: key)")
     return fig
 
 
-def default_model_attention(model, text: str, layer: int) -> tuple[list[str], np.ndarray]:
-    """The causal attention weights (H, L, L) of one block of the default model, with the reference backend."""
-    backend = ex.numpy_backend()
-    config, params = model.config, {k: backend.asarray(v, "float64") for k, v in model.params.items()}
-    ids = model.tokenizer.encode(text)
-    words = [model.tokenizer.decode([i]) for i in ids]
-    tokens = backend.asarray(np.array([ids]), "int64")
-    x = backend.embedding(params["wte"], tokens)  # (1, L, D)
-    L = len(ids)
-    if config.positional == "learned":
-        x = x + backend.learned_positions(params["wpe"], L)
-    elif config.positional == "sinusoidal":
-        x = x + backend.sinusoidal_encoding(L, config.d_model, config.rope_base, dtype="float64")
-    for i in range(layer):
-        x, _ = backend.block(params, config, x, f"blocks.{i}.")
-    prefix = f"blocks.{layer}."
-    if config.norm == "rms":
-        h = backend.rms_norm(x, params[prefix + "ln1.weight"], config.norm_eps)
-    else:
-        h = backend.layer_norm(x, params[prefix + "ln1.weight"], params.get(prefix + "ln1.bias"), config.norm_eps)
-    qkv = backend.linear(h, params[prefix + "attn.qkv.weight"], params.get(prefix + "attn.qkv.bias"))  # (1, L, 3D)
-    qkv = backend.to_numpy(qkv).reshape(1, L, 3, config.n_heads, config.head_dim).transpose(2, 0, 3, 1, 4)  # (3, 1, H, L, Dh)
-    q, k = backend.asarray(qkv[0], "float64"), backend.asarray(qkv[1], "float64")
-    if config.positional == "rotary":
-        positions = backend.asarray(np.arange(L), "int64")
-        q, k = backend.rotary(q, positions, config.rope_base), backend.rotary(k, positions, config.rope_base)
-    _, weights = backend.attention(q, k, k, causal=True)  # (1, H, L, L); the values do not change the weights
-    return words, backend.to_numpy(weights)[0]
+# A head "does" something when it puts, on average over the queries that have a choice, more than this share of
+# its weight on one kind of key.
+ROLE_THRESHOLD = 0.4
+
+
+def head_roles(weights: np.ndarray) -> dict[str, float]:
+    """Mean weight on the previous token, the first token and itself, over the queries with at least four keys to
+    choose from (the first queries have so few that any head puts much weight on each)."""
+    L = weights.shape[-1]
+    rows = np.arange(3, L)
+    return {
+        "previous token": float(weights[rows, rows - 1].mean()),
+        "first token (a sink)": float(weights[rows, 0].mean()),
+        "itself": float(weights[rows, rows].mean()),
+    }
+
+
+def head_role(weights: np.ndarray) -> str:
+    """The name of the head's clearest pattern, with its mean weight, or "" when none passes ROLE_THRESHOLD."""
+    role, share = max(head_roles(weights).items(), key=lambda kv: kv[1])
+    return f"{role} ({share:.2f})" if share > ROLE_THRESHOLD else ""
 
 
 @figure(
     "apple_context",
-    "Two panels of a 2-D toy embedding space (fruit-ness, gadget-ness). Among 'orange' and "
-    "'banana', the attention output for 'apple' lands on the fruit side; among 'phone' and 'laptop', on the gadget side.",
+    "Two bar charts of the attention weights of 'apple' over the words before it and itself. In 'an orange and an "
+    "apple' the bar of 'orange' is the tallest; in 'a phone and an apple', the bar of 'phone'. Each panel's title gives "
+    "apple's attention output: fruit-ness and gadget-ness.",
 )
 def apple_context():
+    from .walkthroughs import TOY_SENTENCES, toy_attention
+
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.8), sharex=True, sharey=True)
-    for ax, context in zip(axes, ex.APPLE_CONTEXTS):
-        apple, weights, moved = ex.apple_in_context(context)
-        for word, (x, y) in ex.APPLE_EMBEDDINGS.items():
-            shown = word in context
-            ax.scatter([x], [y], color="#3f51b5" if shown else "#cccccc", zorder=3)
-            ax.annotate(word, (x, y), textcoords="offset points", xytext=(6, 4), color="black" if shown else "#aaaaaa")
-        ax.annotate("", xy=moved, xytext=apple, arrowprops=dict(arrowstyle="->", color="#e91e63", lw=2))
-        ax.scatter([moved[0]], [moved[1]], marker="*", s=140, color="#e91e63", zorder=4)
-        ax.set_title(" ".join(context))
-        ax.set_xlabel("fruit-ness")
-        ax.set_xlim(-0.3, 2.6)
-        ax.set_ylim(-0.3, 2.4)
-        ax.set_aspect("equal")
-    axes[0].set_ylabel("gadget-ness")
-    fig.tight_layout()
+    fig, axes = plt.subplots(1, len(TOY_SENTENCES), figsize=(9, 3.4), sharey=True, layout="constrained")
+    for ax, sentence in zip(axes, TOY_SENTENCES):
+        t = toy_attention(sentence)
+        last = len(t["words"]) - 1
+        weights = t["weights"][last]
+        related = int(np.argmax(weights))
+        colours = ["#e91e63" if i == related else "#3f51b5" for i in range(len(weights))]
+        labels = [f"{w}\n({i})" for i, w in enumerate(t["words"])]
+        bars = ax.bar(labels, weights, color=colours)
+        ax.bar_label(bars, labels=[f"{w:.2f}" for w in weights], fontsize=10)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"\u201c{sentence}\u201d\napple's output: fruit {t['out'][last][0]:.2f}, gadget {t['out'][last][1]:.2f}")
+    axes[0].set_ylabel("attention weight of 'apple'")
     return fig
 
 
@@ -460,4 +476,72 @@ def perceptron_scores():
     ax.barh([w for w, _ in shown], [s for _, s in shown], color=["#e91e63" if s < 0 else "#3f51b5" for _, s in shown])
     ax.axvline(0, color="#999999", lw=0.6)
     ax.set_xlabel("learned score")
+    return fig
+
+
+# ---------------------------------------------------------------------------- the trained model, opened up
+
+
+@figure(
+    "bear_attention",
+    "Two heat maps, one per sentence ('The bear ate the honey because it was hungry.' and '... delicious.'): "
+    "one row per attention head of the shipped model (layer.head), one column per token; each row is the "
+    "attention of the sentence's last word over the tokens before it.",
+    missing="This figure is drawn from the shipped default model, which does not exist in this build yet.",
+)
+def bear_attention():
+    from . import inspect_model
+    from .walkthroughs import BEAR_SENTENCES, _word_tokens
+
+    model = inspect_model.shipped()
+    if model is None:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(len(BEAR_SENTENCES), 1, figsize=(8, 10.5), layout="constrained")
+    for ax, sentence in zip(axes, BEAR_SENTENCES):
+        f = inspect_model.forward(model, model.tokenizer.encode(sentence))
+        last = _word_tokens(f.pieces, sentence.rstrip(".").split()[-1])[-1]
+        rows = np.stack([weights[h, last, : last + 1] for weights in f.attention for h in range(weights.shape[0])])
+        labels = [f"{layer}.{h}" for layer, weights in enumerate(f.attention) for h in range(weights.shape[0])]
+        image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_xticks(range(last + 1), [p.replace(" ", "\u2423") for p in f.pieces[: last + 1]], rotation=60, ha="right")
+        ax.set_yticks(range(len(labels)), labels)
+        ax.set_ylabel("head (layer.head)")
+        ax.set_title(f"\u201c{sentence}\u201d: attention of \u201c{f.pieces[last].strip()}\u201d")
+        fig.colorbar(image, ax=ax, label="attention weight", shrink=0.9)
+    return fig
+
+
+@figure(
+    "learning_curve",
+    "Two line charts of held-out loss against training step (log scale), for pretraining and for fine-tuning of the "
+    "shipped model, with the training loss; the pretraining panel also has horizontal lines for the n-gram baselines.",
+    missing="This figure is drawn from the losses `scripts/build_default_model.py` records while it trains; the "
+    "shipped model's results were written before it recorded them.",
+)
+def learning_curve():
+    from .walkthroughs import learning_record, ngram_token_losses
+
+    results = learning_record()
+    if results is None:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    for ax, stage, title in ((axes[0], "pretrain", "pretraining"), (axes[1], "finetune", "fine-tuning")):
+        records = [r for r in results["learning"][stage] if r["held_out_loss"] is not None]
+        steps = [max(r["step"], 0.5) for r in records]  # step 0 drawn at 0.5 on the log axis
+        ax.plot(steps, [r["held_out_loss"] for r in records], "o-", color="#3f51b5", label="held-out loss")
+        trained = [(s, r["train_loss"]) for s, r in zip(steps, records) if r["train_loss"] is not None]
+        if trained:
+            ax.plot(*zip(*trained), "s--", color="#e91e63", label="training loss (last 10 steps)")
+        if stage == "pretrain":
+            for n, _, loss in ngram_token_losses(results):
+                if n in (1, 2, 3):
+                    ax.axhline(loss, color="#888888", lw=0.8, ls=":")
+                    ax.annotate(f"{n}-gram", (steps[-1], loss), textcoords="offset points", xytext=(4, 2), fontsize=9)
+        ax.set_xscale("log")
+        ax.set_xlabel("training step (log scale; step 0 at 0.5)")
+        ax.set_ylabel("loss (nats per token)")
+        ax.set_title(title)
+        ax.legend(frameon=False)
     return fig

@@ -40,7 +40,7 @@ def generator(fn: Callable[..., str]) -> Callable[..., str]:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return specdoc.escape_prose(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _pct(p: float) -> str:
@@ -136,7 +136,7 @@ def module_doc(ctx: Context, module: str, level: str = "3", optional: str = "") 
     doc = specdoc.parse(importlib.import_module(module))
     hashes = "#" * int(level)
     chunks = [specdoc.rst_to_markdown(doc.intro)] if doc.intro else []
-    chunks += [f"{hashes} {title}\n\n{specdoc.rst_to_markdown(body)}" for title, body in doc.sections]
+    chunks += [f"{hashes} {specdoc.rst_to_markdown(title)}\n\n{specdoc.rst_to_markdown(body)}" for title, body in doc.sections]
     return f"*Rendered at build time from the docstring of `{doc.path}`.*\n\n" + "\n\n".join(chunks)
 
 
@@ -203,17 +203,6 @@ def attention_toy_numbers(ctx: Context) -> str:
         "every other word (0, 0). The weights below are what `backend.attention(q, k, v, causal=True)` returns:\n\n"
         + "\n".join(lines)
     )
-
-
-@generator
-def apple_numbers(ctx: Context) -> str:
-    lines = ["| context | attention weights (in order) | apple's attention output |", "|---|---|---|"]
-    for context in ex.APPLE_CONTEXTS:
-        _, weights, moved = ex.apple_in_context(context)
-        shown = ", ".join(f"{w} {v:.2f}" for w, v in zip(context, weights))
-        lines.append(f"| {' '.join(context)} | {shown} | ({moved[0]:.2f}, {moved[1]:.2f}) |")
-    apple = ex.APPLE_EMBEDDINGS["apple"]
-    return f"*apple* starts at ({apple[0]:g}, {apple[1]:g}), exactly between fruit and gadgets:\n\n" + "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------- positions
@@ -348,12 +337,24 @@ def word_neighbours(ctx: Context) -> str:
         lines.append(f"| {word} | " + ", ".join(f"{w} ({s:.2f})" for w, s in ex.nearest(vocabulary, vectors, word)) + " |")
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     happy, sad = (unit[vocabulary.index(w)] for w in ("happy", "sad"))
+    cosine = float(happy @ sad)
+    rank = 1 + sum(1 for i, w in enumerate(vocabulary) if w not in ("happy", "sad") and float(unit[i] @ happy) > cosine)
+    if cosine >= 0.5:
+        catch = (
+            f"One catch: *happy* and *sad* are close (cosine similarity {cosine:.2f}; *sad* is number {rank} among "
+            '*happy*\'s neighbours). Opposites are used in the same places ("I am so ... about the park"), and '
+            "co-occurrence is all this method sees."
+        )
+    else:
+        catch = (
+            f"*happy* and *sad* are not close here (cosine similarity {cosine:.2f}; *sad* is number {rank} among "
+            "*happy*'s neighbours): in this corpus the two words rarely share their neighbours. In large real "
+            "corpora opposites often do end up close, because they are used in the same places, and co-occurrence "
+            "is all this method sees."
+        )
     return (
         f"{len(vocabulary):,} words with at least {ex.WORD_VECTOR_MIN_COUNT} occurrences, a window of "
-        f"{ex.WORD_VECTOR_WINDOW} words each side, {ex.WORD_VECTOR_DIM} dimensions:\n\n"
-        + "\n".join(lines)
-        + f"\n\nOne catch: *happy* and *sad* have a cosine similarity of {float(happy @ sad):.2f}. Opposites are "
-        'used in the same places ("I am so ... about the park"), and co-occurrence is all this method sees.'
+        f"{ex.WORD_VECTOR_WINDOW} words each side, {ex.WORD_VECTOR_DIM} dimensions:\n\n" + "\n".join(lines) + f"\n\n{catch}"
     )
 
 
@@ -386,16 +387,11 @@ def default_model_neighbours(ctx: Context) -> str:
 
 @generator
 def backends_table(ctx: Context) -> str:
+    """One row per installed built-in backend: what it is, and what it can do (its ``capabilities()``, read from it)."""
     from transformer_spec.backends import BUILTIN, available_backends, load_backend
-    from transformer_spec.backends.base import Backend
 
-    composites = ("_multihead_attention", "_feed_forward", "_block", "_model_forward")
-    lines = [
-        "| `--backend` | class | float dtypes | default device | constructor options | autodiff | compiled | overrides these composites |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    missing = []
     available = set(available_backends())
+    rows, missing, capability_names = [], [], []
     for name, (module, class_name, _package, extra) in BUILTIN.items():
         if name not in available:
             missing.append(f"`{name}` (install with `pip install 'transformer-spec[{extra}]'`)")
@@ -406,17 +402,22 @@ def backends_table(ctx: Context) -> str:
         if cls.__init__ is not object.__init__:
             parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
             options = ", ".join(f"`{p.replace(annotation=inspect.Parameter.empty)}`" for p in parameters) or "none"
-        fused = (
-            ", ".join(f"`{c}`" for c in composites if getattr(cls, c) is not getattr(Backend, c))
-            or "none (uses `transformer_spec.backends.base`)"
-        )
-        compiled = "yes" if getattr(instance, "jit", False) else "no"
-        lines.append(
-            f"| `{name}` | `{module}.{class_name}` | {', '.join(instance.dtypes)} | {instance.device} | {options} | "
-            f"{'yes' if instance.supports_autodiff else 'no'} | {compiled} | {fused} |"
-        )
+        capabilities = instance.capabilities() if callable(getattr(instance, "capabilities", None)) else {}
+        capability_names += [c for c in capabilities if c not in capability_names]
+        rows.append((name, f"{module}.{class_name}", instance, options, capabilities))
+    # Two tables, so that neither needs a screen wider than a phone's to be read: what each backend is, and what it can do.
+    what = ["| `--backend` | class | float dtypes | default device | constructor options |", "|---|---|---|---|---|"]
+    can = ["| `--backend` | " + " | ".join(c for c in capability_names) + " |", "|---|" + "---|" * len(capability_names)]
+    for name, where, instance, options, capabilities in rows:
+        what.append(f"| `{name}` | `{where}` | {', '.join(instance.dtypes)} | {instance.device} | {options} |")
+        can.append(f"| `{name}` | " + " | ".join(_cell(str(capabilities.get(c, "–"))) for c in capability_names) + " |")
     note = f"\n\nNot installed where these docs were built: {', '.join(missing)}." if missing else ""
-    return "\n".join(lines) + note
+    capability_table = (
+        "\n\nWhat each one can do, from its `capabilities()` (asked by capability, never by name):\n\n" + "\n".join(can)
+        if capability_names
+        else ""
+    )
+    return "\n".join(what) + capability_table + note
 
 
 @generator
@@ -461,23 +462,58 @@ def _value(value) -> str:
 
 
 def _records_table(name: str, data: dict) -> str | None:
-    """The first list of records in a result file (``results``, ``summary``, ``engines``, ...) as a table of its scalar fields."""
+    """The first list of records in a result file (``results``, ``summary``, ``engines``, ...) as a readable table.
+
+    Runs that differ only by their seed (a seed sweep) are summed up in one row instead of one row per seed;
+    the file's settings (its scalar fields) and its ``note`` are said in words above the table.
+    """
     key, records = next(
         ((k, v) for k, v in data.items() if isinstance(v, list) and v and all(isinstance(r, dict) for r in v)), (None, None)
     )
     if records is None:
         return None
+    machine = data.get("machine")
+    where = ", ".join(f"{k} {v}" for k, v in machine.items()) if isinstance(machine, dict) else "not recorded"
+    settings = [f"{k.replace('_', ' ')} {_value(v)}" for k, v in data.items() if isinstance(v, (str, int, float)) and k != "note"]
+    intro = (
+        f"#### `{Path(name).name}`\n\nFrom `{name}`" + (f" ({'; '.join(settings)})" if settings else "") + f"; machine: {where}."
+    )
+    if data.get("note"):
+        intro += f" {_cell(str(data['note']))}"
+    if "seed" in records[0] and len(records) > 3:
+        return intro + "\n\n" + _seed_sweep_summary(records)
     columns = [
         c
         for c in dict.fromkeys(k for r in records for k in r)
         if all(isinstance(r.get(c), (str, int, float, bool, type(None))) for r in records)
     ]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |", "|" + "---|" * len(columns)]
     for r in records:
         lines.append("| " + " | ".join(_cell(_value(r.get(c))) for c in columns) + " |")
-    machine = data.get("machine")
-    where = ", ".join(f"{k} {v}" for k, v in machine.items()) if isinstance(machine, dict) else "not recorded"
-    return f"#### `{Path(name).name}`\n\n`{key}` of `{name}` (machine: {where}):\n\n" + "\n".join(lines)
+    return intro + f" Its `{key}`:\n\n" + "\n".join(lines)
+
+
+def _seed_sweep_summary(records: list[dict]) -> str:
+    """Runs with one seed each, as one row: how many, which seeds, the range of each number, every failure."""
+    seeds = [r["seed"] for r in records]
+    parts = [f"{len(records)} runs, seeds {min(seeds)} to {max(seeds)}"]
+    for column in dict.fromkeys(k for r in records for k in r):
+        values = [r.get(column) for r in records]
+        if column == "seed":
+            continue
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            low, high = min(values), max(values)
+            parts.append(
+                f"{column.replace('_', ' ')} {_value(low)}" + (f" to {_value(high)}" if high != low else " in every run")
+            )
+        elif all(isinstance(v, list) for v in values):
+            total = sum(len(v) for v in values)
+            failing = [str(r["seed"]) for r, v in zip(records, values) if v]
+            parts.append(
+                f"{column.replace('_', ' ')}: {total} in all"
+                + (f" (seeds {', '.join(failing)})" if failing else " (none in any run)")
+            )
+    return "| summary |\n|---|\n| " + "; ".join(parts) + " |"
 
 
 def _seconds_table(name: str, data: dict) -> str:
@@ -498,7 +534,20 @@ def _seconds_table(name: str, data: dict) -> str:
 # ---------------------------------------------------------------------------- conformance
 
 
-STATUS_MARK = {"passed": "✅", "failed": "❌", "error": "💥", "skipped": "–", "xfailed": "xfail", "xpassed": "xpass"}
+# Statuses are words in coloured badges (extra.css), never emoji: without an emoji font (a plain Debian
+# machine) emoji render as empty boxes.
+STATUS_WORD = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip", "xfailed": "xfail", "xpassed": "xpass"}
+
+
+def status_badge(status: str) -> str:
+    word = STATUS_WORD.get(status, "not run")
+    kind = status if status in ("passed", "failed", "error", "skipped") else "other"
+    return f'<span class="tspec-status tspec-status--{kind}">{word}</span>'
+
+
+def _breakable_id(identifier: str) -> str:
+    """An invariant id that may wrap after its dots and underscores (a phone screen is narrower than the longest id)."""
+    return "<code>" + identifier.replace(".", ".<wbr>").replace("_", "_<wbr>") + "</code>"
 
 
 # Generators whose result is filled in only after every page has been rendered (by the post_page hook), so
@@ -542,8 +591,8 @@ def _conformance_matrix() -> str:
             continue
         lines.append(f"| **{titles.get(component, component)}** |" + " |" * len(names))
         for invariant_id in statements[component]:
-            cells = [STATUS_MARK.get(status[n].get(invariant_id, ""), "not run") if n in done else "not run" for n in names]
-            lines.append(f"| `{invariant_id}` | " + " | ".join(cells) + " |")
+            cells = [status_badge(status[n].get(invariant_id, "")) if n in done else status_badge("") for n in names]
+            lines.append(f"| {_breakable_id(invariant_id)} | " + " | ".join(cells) + " |")
     summary = []
     for n in names:
         r = reports[n]
@@ -552,22 +601,29 @@ def _conformance_matrix() -> str:
             for res in r["results"]:
                 counts[res["status"]] = counts.get(res["status"], 0) + 1
             seconds = sum(res["seconds"] for res in r["results"])
+            shards = runs.SHARDS.get(n, 1)
+            parallel = f", spread over {shards} processes running at the same time" if shards > 1 else ""
             summary.append(
                 f"* `{n}` (`{r['backend_class']}`): "
                 + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
-                + f"; {seconds:.1f} s of checks."
+                + f"; the per-check times add up to {seconds:.1f} s (CPU-bound work, compiling included{parallel}; "
+                "not the wall time of the build)."
             )
         else:
             summary.append(f"* `{n}`: could not be checked here — {r.splitlines()[0]}")
     first = next(iter(done.values()))
-    legend = ", ".join(f"{mark} {status_name}" for status_name, mark in STATUS_MARK.items())
+    legend = (
+        ", ".join(f"{status_badge(status_name)} {status_name}" for status_name in STATUS_WORD) + f", {status_badge('')} not run"
+    )
     command = f'conformance.run("NAME", dtypes=("{runs.DTYPE}",), profile="{runs.PROFILE}", seed={runs.SEED})'
     return (
         f"Each installed built-in backend, checked while these docs were built with `{command}` "
         f"(profile `{first['profile']}`, dtype {', '.join(first['dtypes'])}, seed {first['seed']}):\n\n"
         + "\n".join(summary)
         + f"\n\nLegend: {legend}.\n\n"
+        + '<div class="tspec-matrix" markdown>\n\n'
         + "\n".join(lines)
+        + "\n\n</div>"
     )
 
 
@@ -706,3 +762,6 @@ def backend_agreement(ctx: Context, prompt: str, tokens: str = "40", seed: str =
         f'`load_model(backend=...).generate("{prompt}", max_new_tokens={tokens}, seed={seed})` on every '
         f"installed backend: {summary}\n\n" + "\n".join(lines)
     )
+
+
+from . import walkthroughs  # noqa: E402,F401  (its generators register themselves in GENERATORS)

@@ -35,11 +35,14 @@ _put_root_first()
 from mkdocs.exceptions import PluginError  # noqa: E402
 from mkdocs.structure.files import File  # noqa: E402
 
-from tools.docs import cache, conformance_runs, timing, vendor  # noqa: E402
+from tools.docs import apisrc, cache, conformance_runs, timing, vendor  # noqa: E402
 from tools.docs.render import render_page  # noqa: E402
 
 _started = 0.0
 _vendored: dict = {}
+
+# mkdocstrings reads the package from build/api-src/ (see tools.docs.apisrc); lay it out before any plugin reads it.
+apisrc.lay_out()
 
 
 # Pages in the nav that other work is still writing: until the file exists, its nav entry is left out
@@ -80,7 +83,7 @@ def _results_section(docs_dir: str) -> dict | None:
 def on_config(config):
     global _started
     _put_root_first()
-    for name in ("spec", "backends", "conformance", "tspec"):
+    for name in ("transformer_spec",):
         module = sys.modules.get(name)
         if module is not None and not os.path.abspath(module.__file__).startswith(_ROOT + os.sep):
             raise PluginError(
@@ -110,7 +113,7 @@ def on_config(config):
 
 
 def on_files(files, config):
-    from tools.docs.figures import DRAWN, FIGURES, render_png
+    from tools.docs.figures import DRAWN, FIGURES, render_svg
 
     for site_path, local in _vendored.items():
         files.append(File.generated(config, site_path, abs_src_path=str(local)))
@@ -118,11 +121,11 @@ def on_files(files, config):
     for name in FIGURES:
         try:
             with timing.timed(f"figure {name}"):
-                data = cache.cached_bytes("figures", (name,), lambda name=name: render_png(name))
+                data = cache.cached_bytes("figures", (name, "svg"), lambda name=name: render_svg(name))
         except Exception as error:
             raise PluginError(f"figure {name!r} (tools/docs/figures.py) failed: {type(error).__name__}: {error}") from error
         if data:
-            DRAWN[name] = f"figures/{name}.png"
+            DRAWN[name] = f"figures/{name}.svg"
             files.append(File.generated(config, DRAWN[name], content=data))
     return files
 

@@ -24,6 +24,11 @@ from .timing import timed
 DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)<!-- gen:(?P<name>\w+)(?P<args>[^>]*?)\s*-->[ \t]*$", re.M)
 
 
+# Generators whose output is cheap and depends on the build's own state, not only on the code: not cached.
+# (``figure`` links what on_files drew; ``conformance_matrix`` registers a deferred placeholder.)
+UNCACHED = {"figure", "conformance_matrix"}
+
+
 class PageError(RuntimeError):
     """Something on a page could not be generated."""
 
@@ -39,7 +44,12 @@ def expand_directives(text: str, ctx: Context) -> str:
             raise PageError(f"docs/{ctx.src_uri}: gen:{name} arguments must be key=value, got {match.group('args')!r}") from None
         try:
             with timed(f"gen:{name}"):
-                out = GENERATORS[name](ctx, **args)
+                if name in UNCACHED:
+                    out = GENERATORS[name](ctx, **args)
+                else:
+                    out = cache.cached_text(
+                        "generators", (name, sorted(args.items()), ctx.src_uri), lambda: GENERATORS[name](ctx, **args)
+                    )
         except Exception as error:
             raise PageError(
                 f"docs/{ctx.src_uri}: gen:{name} {match.group('args').strip()} failed: {type(error).__name__}: {error}"

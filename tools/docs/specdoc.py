@@ -74,7 +74,7 @@ def rst_to_markdown(text: str) -> str:
     text = re.sub(r"``([^`]+)``", r"`\1`", text)  # literals
     text = re.sub(r"\$\$[ \t]*\n[ \t]*\$\$", "$$\n\n$$", text)  # two display equations on consecutive lines: two paragraphs
     text = re.sub(r"::[ \t]*$", ":", text, flags=re.M)  # "Example::" introduces an indented literal block
-    return text
+    return escape_prose(text)
 
 
 def _is(title: str, names: tuple[str, ...]) -> bool:
@@ -98,7 +98,7 @@ def render_sections(name: str, part: str, level: int = 3) -> str:
         raise ValueError(f"part={part!r}, expected math, contract or references")
     for title, body in selected:
         # the page's own heading already says "math": a section titled just "Math" needs no heading of its own
-        heading = "" if title == "Math" and part == "math" else f"{hashes} {title}\n\n"
+        heading = "" if title == "Math" and part == "math" else f"{hashes} {rst_to_markdown(title)}\n\n"
         chunks.append(heading + rst_to_markdown(body))
     if not chunks:
         return ""
@@ -147,8 +147,24 @@ def invariants_table(name: str) -> str:
     return "\n".join(lines)
 
 
+TAG_LIKE = re.compile(r"<(/?[A-Za-z|][^<>\n]*)>")
+CODE_OR_MATH = re.compile(r"(`+)[^`]*?\1|\$\$.*?\$\$|\$[^$\n]+\$", re.S)
+
+
+def escape_prose(text: str) -> str:
+    """``<word ...>`` outside code spans and math as entities: Markdown passes it through as an HTML tag, which the
+    browser then swallows (``"<unk>"`` would show as ``""``, ``<grad f, v>`` as nothing)."""
+    out, position = [], 0
+    for match in CODE_OR_MATH.finditer(text):
+        out.append(TAG_LIKE.sub(r"&lt;\1&gt;", text[position : match.start()]))
+        out.append(match.group(0))
+        position = match.end()
+    out.append(TAG_LIKE.sub(r"&lt;\1&gt;", text[position:]))
+    return "".join(out)
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return escape_prose(text).replace("|", "\\|").replace("\n", " ")
 
 
 def resolve(ref: str):

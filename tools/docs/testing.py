@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import os
 import shutil
 import subprocess
 import sys
@@ -24,9 +25,16 @@ class Build:
     seconds: float
 
 
+# A site already built (``mkdocs build --strict --site-dir DIR``) that the tests may check instead of building
+# their own: for iterating on the browser checks without rebuilding.
+SITE_ENV = "TSPEC_DOCS_SITE"
+
+
 @functools.lru_cache(maxsize=1)
 def built_site() -> Build:
-    """``mkdocs build --strict`` into a temporary folder, once per test session."""
+    """``mkdocs build --strict`` into a temporary folder, once per test session (or $TSPEC_DOCS_SITE, if set)."""
+    if os.environ.get(SITE_ENV):
+        return Build(Path(os.environ[SITE_ENV]), 0, f"(not built: ${SITE_ENV} names an already built site)", 0.0)
     site = Path(tempfile.mkdtemp(prefix="tspec-site-"))
     atexit.register(shutil.rmtree, site, True)
     start = time.perf_counter()
@@ -37,7 +45,7 @@ def built_site() -> Build:
         stderr=subprocess.STDOUT,
         text=True,
         timeout=1800,
-        env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1"},
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
     )
     return Build(site, done.returncode, done.stdout, time.perf_counter() - start)
 
