@@ -39,6 +39,18 @@ Rows per dtype:
   which ``tests/test_tolerances.py`` re-measures and enforces (it fails when a
   real backend comes within the margin).
 
+* ``data_parallel`` — float32 only: a short training run split over several
+  processes or devices against the same run in one process (per-step losses and
+  final weights, absolute-dominated: weights are of order one). The split sums
+  each gradient in another order (per part, then across parts), a few float32
+  ulps per step; AdamW divides by ``sqrt(v)``, which amplifies the difference of
+  gradients near zero, so the gap grows with the number of steps. Measured on
+  2026-12-02 (tiny model, batch 4, lr 1e-2, CPU): after 6 steps 8.5e-6 (PyTorch
+  gloo, 2 processes; JAX, 2 devices), after 40 steps 5.5e-5 (JAX), after 200
+  steps 1.5e-3 (PyTorch). The row holds for runs of at most 10 steps, which is
+  what ``tests/test_distributed.py`` runs; a run resumed on the *same* number of
+  processes is bit-identical and is compared exactly.
+
 float64 is compared against a float64 reference that sums in another order,
 so it, too, is not exact.
 """
@@ -81,6 +93,7 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("float64", "gradient"): Tolerance(rtol=1e-6, atol=1e-9),
     ("float32", "primitive"): Tolerance(rtol=1.3e-6, atol=1e-5),
     ("float32", "composite"): Tolerance(rtol=1e-4, atol=2e-4),
+    ("float32", "data_parallel"): Tolerance(rtol=1e-4, atol=5e-5),  # short runs, see the module docstring
     ("float16", "primitive"): Tolerance(rtol=1e-3, atol=1e-3),
     ("float16", "composite"): Tolerance(rtol=1e-2, atol=1e-2),
     ("bfloat16", "primitive"): Tolerance(rtol=1.6e-2, atol=1e-2),

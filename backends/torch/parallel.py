@@ -118,7 +118,7 @@ class TorchDataParallel(DataParallel):
     # ------------------------------------------------------------------ agreement
     def any(self, flag: bool) -> bool:
         value = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        self._collective("agreeing on whether to stop", lambda: dist.all_reduce(value, op=dist.ReduceOp.MAX))
+        self._collective("the check whether any rank asked to stop", lambda: dist.all_reduce(value, op=dist.ReduceOp.MAX))
         return bool(value.item() > 0)
 
     def check_same(self, what: str, digest: bytes) -> None:

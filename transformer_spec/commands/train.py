@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         changes = resume_changes(args)
         check_parallel_batch(args, _saved_batch_size(args.resume))  # any number of processes may resume a run
-        if args.nproc:
+        if args.nproc is not None:
             return launch(args.nproc, args.peer_timeout)
         backend = setup_backend(args)
         parallel = setup_parallel(args, backend)
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 "held_out_seed": preset.held_out_seed,
                 "held_out_documents": preset.held_out_documents,
             }
-        if args.nproc:  # every option checked: the processes do the rest
+        if args.nproc is not None:  # every option checked: the processes do the rest
             return launch(args.nproc, args.peer_timeout)
         documents = pretraining_documents(data_spec)  # reads (and checks) the files, once: a pipe cannot be read twice
         training_documents = documents[0]

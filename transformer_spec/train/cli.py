@@ -89,7 +89,10 @@ def check_parallel_batch(args: argparse.Namespace, batch_size: int) -> None:
     """Before any work: the global batch must split over the processes (x devices) asked for, where known now."""
     from .distributed import launched_processes, parse_devices
 
-    processes = args.nproc if getattr(args, "nproc", None) else launched_processes()
+    nproc = getattr(args, "nproc", None)
+    if nproc is not None and nproc < 1:
+        raise ConfigError(f"--nproc {nproc}, expected an integer >= 1")
+    processes = nproc if nproc is not None else launched_processes()
     devices = parse_devices(args.devices) if getattr(args, "devices", None) is not None else 1
     shards = processes * (devices or 1)
     if shards > 1 and batch_size % shards:

@@ -36,6 +36,7 @@ from typing import Any
 from transformer_spec.spec.errors import ConfigError
 
 DEFAULT_PEER_TIMEOUT = 300.0  # seconds a collective waits for the other processes (a save, a slow first compile)
+GRACE = 5.0  # seconds a process gets beyond --peer-timeout to report a lost peer and exit
 LAUNCH_VARIABLES = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 JAX_HOST_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
@@ -195,8 +196,10 @@ def _wait(children: list[subprocess.Popen], peer_timeout: float, stream) -> int:
             for rank, status in enumerate(statuses):
                 if status not in (None, 0):
                     failed = (rank, status)
+                    if status < 0:  # killed by a signal: it could not say so itself
+                        print(f"tspec: rank {rank} was killed by {signal.Signals(-status).name}", file=stream, flush=True)
                     # The others notice in their next collective (a dead peer at once, a hung one after the timeout).
-                    deadline = time.monotonic() + peer_timeout + 30.0
+                    deadline = time.monotonic() + peer_timeout + GRACE
                     break
         if all(status is not None for status in statuses):
             break
@@ -204,7 +207,7 @@ def _wait(children: list[subprocess.Popen], peer_timeout: float, stream) -> int:
             alive = [rank for rank, status in enumerate(statuses) if status is None]
             print(
                 f"tspec: rank {failed[0]} exited with status {failed[1]}; rank(s) {', '.join(map(str, alive))} did not "
-                f"stop within {peer_timeout:g} s + 30 s: ended them",
+                f"stop within {peer_timeout:g} s + {GRACE:g} s: ended them",
                 file=stream,
                 flush=True,
             )
