@@ -35,7 +35,7 @@ from transformer_spec.spec.errors import ConfigError, DTypeError, NotFiniteError
 from transformer_spec.spec.model import check_parameters
 
 from . import model
-from .cache import KVCache, NoCache, check_cache
+from .cache import KVCache, NoCache, PaddedKVCache, check_cache
 
 # The kernels every backend implements, with the primitive each one serves.
 KERNELS: dict[str, str] = {
@@ -443,6 +443,15 @@ class Backend:
         cache (see :mod:`transformer_spec.backends.cache`); the default grows by concatenation."""
         V.check_positive_int("init_cache", "batch_size", batch_size)
         return KVCache(keys=[None] * config.n_layers, values=[None] * config.n_layers, length=0)
+
+    def init_padded_cache(self, config: ModelConfig, pad: tuple[int, ...]) -> Any:
+        """An empty KV cache for a LEFT-padded batch: row b's first ``pad[b]`` slots are padding (batched generation).
+
+        Its ``positions`` are per row and its ``attend`` masks padding keys (see
+        :class:`~transformer_spec.backends.cache.PaddedKVCache`, the default). Hook: JAX returns its static cache."""
+        if not pad or any(isinstance(p, bool) or not isinstance(p, int) or p < 0 for p in pad):
+            raise ConfigError(f"init_padded_cache: pad = {pad!r}, expected a non-empty tuple of ints >= 0, one per row")
+        return PaddedKVCache.empty(config.n_layers, tuple(pad))
 
     def model_forward(self, params: dict[str, Any], config: ModelConfig, ids: Any, cache: Any | None = None) -> tuple[Any, Any]:
         """Token ids (B, L) → (logits (B, L, V), the cache extended by L)."""

@@ -4,7 +4,8 @@ The model (:mod:`transformer_spec.backends.model`) talks to a cache through
 three methods, so a backend can choose its storage without touching the model:
 
 ``positions(ops, L)``
-    the positions of the next ``L`` tokens, a native int array ``(L,)``;
+    the positions of the next ``L`` tokens, a native int array ``(L,)`` — or
+    ``(B, L)`` when each row has its own (a left-padded batch);
 ``attend(ops, layer, k, v)``
     store this chunk's keys and values ``(B, Hkv, L, Dh)`` of ``layer`` and
     return ``(cache, keys, values, mask, causal)``: the updated cache, the keys
@@ -16,10 +17,12 @@ three methods, so a backend can choose its storage without touching the model:
 
 Caches are values: each method returns a new cache and never changes the one it
 was called on, so a compiled function can take a cache in and hand a new one
-back. Three are provided:
+back. Four are provided:
 
 * :class:`KVCache` — a growing list per layer (``concat`` of old and new keys):
   any backend, any length; the default of :meth:`Backend.init_cache`.
+* :class:`PaddedKVCache` — the growing cache of a left-padded batch: per-row
+  positions ``(B, L)`` and a padding mask (batched generation).
 * :class:`NoCache` — keeps nothing: training and scoring, where each batch is
   one whole chunk.
 * a preallocated buffer updated in place — the JAX backend's
@@ -71,6 +74,40 @@ class KVCache:
 
     def advance(self, L: int) -> KVCache:
         return replace(self, length=self.length + L)
+
+
+@dataclass
+class PaddedKVCache(KVCache):
+    """A growing cache for a LEFT-padded batch: row b's first ``pad[b]`` slots hold padding, not tokens.
+
+    Batched generation puts prompts of different lengths in one ``(B, L)`` array
+    by padding each on the left, so that every row's newest token is in the last
+    column. Two things make each row compute exactly what it would alone:
+
+    * ``positions`` are per row, ``(B, L)``: slot s of row b is position
+      ``s - pad[b]`` (padding slots get 0; nothing reads them);
+    * ``attend`` returns the mask ``(B, 1, 1, S)``, True where slot s is a real
+      token of that row (``s >= pad[b]``), with ``causal`` still True: a key is
+      seen iff it is a real token at or before the query. A padding query sees no
+      key at all, and attention gives such a row zero output.
+
+    ``pad`` is a tuple of host ints (the pattern is known before the first call).
+    """
+
+    pad: tuple[int, ...] = ()
+
+    @classmethod
+    def empty(cls, n_layers: int, pad: tuple[int, ...]) -> PaddedKVCache:
+        return cls(keys=[None] * n_layers, values=[None] * n_layers, length=0, pad=tuple(int(p) for p in pad))
+
+    def positions(self, ops: Any, L: int) -> Any:
+        slots = np.arange(self.length, self.length + L)[None, :]  # (1, L)
+        return ops.asarray(np.maximum(slots - np.asarray(self.pad)[:, None], 0), "int64")  # (B, L)
+
+    def attend(self, ops: Any, layer: int, k: Any, v: Any) -> tuple[PaddedKVCache, Any, Any, Any, bool]:
+        cache, keys, values, _, causal = super().attend(ops, layer, k, v)  # keys, values (B, Hkv, S, Dh)
+        real = np.arange(keys.shape[2])[None, :] >= np.asarray(self.pad)[:, None]  # (B, S)
+        return cache, keys, values, ops.asarray(real[:, None, None, :], "bool"), causal  # mask (B, 1, 1, S)
 
 
 @dataclass(frozen=True)

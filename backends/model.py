@@ -78,6 +78,8 @@ def attention(
     B, L, D = x.shape
     q, k, v = split_heads(ops, params, config, x, prefix)  # (B, H, L, Dh), (B, Hkv, L, Dh) × 2
     if config.positional == "rotary":
+        if len(positions.shape) == 2:  # per-row positions of a left-padded batch (B, L)
+            positions = ops.reshape(positions, (B, 1, L))  # (B, 1, L): the same positions for every head
         q = ops.rotary(q, positions, config.rope_base)
         k = ops.rotary(k, positions, config.rope_base)
     cache, keys, values, mask, causal = cache.attend(ops, layer, k, v)  # keys, values (B, Hkv, S, Dh)
@@ -114,10 +116,16 @@ def block(
 
 
 def embed(ops: Any, params: Params, config: ModelConfig, ids: Any, positions: Any, start: Any) -> Any:
-    """Token embeddings plus absolute positions (learned or sinusoidal): (B, L) ids → (B, L, D)."""
+    """Token embeddings plus absolute positions (learned or sinusoidal): (B, L) ids → (B, L, D).
+
+    ``positions`` is (L,) — every row at start .. start + L - 1 — or (B, L), each row its own (a left-padded batch).
+    """
     x = ops.embedding(params["wte"], ids)  # (B, L, D)
     if config.positional == "learned":
-        x = x + ops.embedding(params["wpe"], positions)  # (L, D): rows start .. start + L - 1
+        x = x + ops.embedding(params["wpe"], positions)  # (L, D) or (B, L, D): the rows of wpe at those positions
+    elif config.positional == "sinusoidal" and len(positions.shape) == 2:
+        table = ops.sinusoidal_encoding(config.context_length, config.d_model, config.rope_base, 0, ops.dtype_of(x))  # (C, D)
+        x = x + ops.embedding(table, positions)  # (B, L, D)
     elif config.positional == "sinusoidal":
         x = x + ops.sinusoidal_encoding(ids.shape[1], config.d_model, config.rope_base, start, ops.dtype_of(x))  # (L, D)
     return x

@@ -12,7 +12,7 @@ call reuses them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,15 @@ from transformer_spec.backends import Backend, load_backend
 from transformer_spec.spec.config import ModelConfig
 
 from .checkpoint import Checkpoint, default_checkpoint_path, load_checkpoint
-from .generate import DEFAULT_MAX_NEW_TOKENS, GenerationError, GenerationResult, encode_prompt, generate, native_params
+from .generate import (
+    DEFAULT_MAX_NEW_TOKENS,
+    GenerationError,
+    GenerationResult,
+    encode_prompt,
+    generate,
+    generate_batch,
+    native_params,
+)
 
 
 class Model:
@@ -52,17 +60,39 @@ class Model:
 
     def generate(
         self,
-        prompt: str,
+        prompt: str | Sequence[str],
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 1.0,
         top_k: int | None = None,
         top_p: float | None = None,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         stop_at_eos: bool = True,
         overflow: str = "error",
         stream: Callable[[str], Any] | None = None,
-    ) -> GenerationResult:
-        """Continue ``prompt``; see :func:`transformer_spec.generate.generate` for every option."""
+    ) -> GenerationResult | list[GenerationResult]:
+        """Continue ``prompt``; see :func:`transformer_spec.generate.generate` for every option.
+
+        A list of prompts is generated as one batch (:func:`transformer_spec.generate.generate_batch`)
+        and gives a list of results, result i equal to ``generate(prompts[i], seed=seed)`` alone
+        (``seed`` may also be a list, one per prompt). Batches do not stream or slide.
+        """
+        if not isinstance(prompt, str) and isinstance(prompt, Sequence):
+            if stream is not None or overflow != "error":
+                raise GenerationError(
+                    "generate: a list of prompts is generated as a batch, which does not stream or slide; "
+                    "expected stream=None and overflow='error' (or call generate once per prompt)"
+                )
+            return generate_batch(
+                self.backend,
+                (self.config, self.params, self.tokenizer),
+                list(prompt),
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                seed=seed,
+                stop_at_eos=stop_at_eos,
+            )
         return generate(
             self.backend,
             (self.config, self.params, self.tokenizer),

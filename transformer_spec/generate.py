@@ -34,6 +34,14 @@ A model with context length ``C`` has positions ``0 .. C-1`` only.
   inside a cache. (nanoGPT instead runs a full forward on the last ``C`` tokens
   at every step.)
 
+Batches
+-------
+:func:`generate_batch` continues several prompts at once: left padding, a
+padding mask and per-row positions (:class:`~transformer_spec.backends.cache.PaddedKVCache`)
+make every row compute what it would alone, and each row draws from its own
+``PCG64(seed)``, so prompt i gets the tokens ``generate(prompt_i, seed=seed)``
+gives (see :func:`generate_batch_tokens`).
+
 Streaming
 ---------
 ``stream(piece)`` receives text as it is produced, through the tokenizer's
@@ -264,6 +272,179 @@ def generate_tokens(
     return TokenGeneration(tuple(new_tokens), stop_reason, prefill_seconds, decode_seconds, slides)
 
 
+# ---------------------------------------------------------------------- batches
+
+
+def generate_batch(
+    backend: Backend | str | None,
+    model: Checkpoint | tuple[ModelConfig, Mapping[str, Any], Any],
+    prompts: Sequence[str],
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seed: int | Sequence[int] = 0,
+    stop_at_eos: bool = True,
+    *,
+    dtype: str | None = None,
+) -> list[GenerationResult]:
+    """Continue every prompt of ``prompts`` in one batch; result i equals ``generate(..., prompts[i], seed=seed_i)``.
+
+    ``seed``: one int, which every prompt uses as its own ``PCG64(seed)`` stream
+    (so a prompt's continuation does not depend on its neighbours), or one seed
+    per prompt. See :func:`generate_batch_tokens` for how the batch is computed.
+    Sliding past the context (``overflow="slide"``) and streaming are single-prompt
+    features: a batched row that fills the context stops with ``"context_full"``.
+    """
+    backend = load_backend(backend)
+    config, params, tokenizer = _unpack(model)
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not prompts:
+        raise GenerationError(f"generate: prompts is {type(prompts).__name__}, expected a non-empty list of str")
+    seeds = _batch_seeds(seed, len(prompts))
+    for value in seeds:
+        check_generation_options(max_new_tokens, temperature, top_k, top_p, value, stop_at_eos, "error", None)
+    prompt_ids = [encode_prompt(tokenizer, prompt) for prompt in prompts]
+    for ids in prompt_ids:
+        check_prompt_fits(len(ids), config, "error")
+    native = native_params(backend, params, dtype)
+    outcomes = generate_batch_tokens(
+        backend,
+        config,
+        native,
+        prompt_ids,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        seeds=seeds,
+        eos_id=tokenizer.eos_id if stop_at_eos else None,
+    )
+    results = []
+    for prompt, ids, outcome in zip(prompts, prompt_ids, outcomes):
+        decoder = tokenizer.stream_decoder(skip_special=True)
+        for token_id in ids:  # context for the first piece, exactly as generate() does
+            decoder.push(token_id)
+        text = "".join(decoder.push(t) for t in outcome.token_ids) + decoder.flush()
+        results.append(
+            GenerationResult(
+                prompt=prompt,
+                prompt_ids=tuple(ids),
+                token_ids=outcome.token_ids,
+                text=text,
+                stop_reason=outcome.stop_reason,
+                prefill_seconds=outcome.prefill_seconds,
+                decode_seconds=outcome.decode_seconds,
+                backend=backend.name,
+            )
+        )
+    return results
+
+
+def generate_batch_tokens(
+    backend: Backend,
+    config: ModelConfig,
+    params: Mapping[str, Any],
+    prompts_ids: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    seeds: Sequence[int] = (0,),
+    eos_id: int | None = None,
+    pad_id: int = 0,
+) -> list[TokenGeneration]:
+    """The batched loop on token ids: ``params`` must already be ``backend``'s native arrays.
+
+    Left padding with a padding mask: the sequences are right-aligned in one
+    ``(B, P)`` array (``P`` the longest), each padded on the left with ``pad_id``,
+    and the model runs with ``backend.init_padded_cache(config, pad)`` (a
+    :class:`~transformer_spec.backends.cache.PaddedKVCache`, or JAX's static
+    cache with padding), which gives every row its own positions (its first real
+    token is position 0) and hides padding keys from attention. So each row
+    computes what it would compute alone, up to float rounding in matrix
+    products of another shape.
+
+    Each row draws its ``u`` from its own ``PCG64(seeds[b])``, one per token it
+    samples, exactly as :func:`generate_tokens` does, and stops at its own
+    ``eos_id``, after ``max_new_tokens``, or when alone its next position would be
+    past the context (``"context_full"``). A finished row keeps its slot (fed
+    ``pad_id``, its logits ignored). The batch holds at most ``C`` slots, padding
+    included: when they run out while rows could go on alone, those rows are
+    packed again — their sequences so far prefilled as a new, less padded batch
+    — and continue; a prefill gives the logits incremental decoding gives.
+    """
+    if len(seeds) != len(prompts_ids):
+        raise GenerationError(f"generate: {len(seeds)} seeds for {len(prompts_ids)} prompts; expected one per prompt")
+    for value in seeds:
+        check_generation_options(max_new_tokens, temperature, top_k, top_p, value, True, "error", None)
+    C, B = config.context_length, len(prompts_ids)
+    rows = [[int(i) for i in ids] for ids in prompts_ids]
+    for ids in rows:
+        check_prompt_fits(len(ids), config, "error")
+    if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < config.vocab_size:
+        raise GenerationError(f"generate: pad_id = {pad_id!r}, expected an id in [0, {config.vocab_size})")
+    sequences = [list(ids) for ids in rows]  # prompt + tokens so far, per row
+    rngs = [np.random.Generator(np.random.PCG64(value)) for value in seeds]
+    new_tokens: list[list[int]] = [[] for _ in range(B)]
+    stop_reasons: list[str | None] = [None] * B
+
+    def prefill(members: list[int]) -> tuple[Any, Any]:
+        """Logits (len(members), V) after each member's sequence, and the padded cache holding them."""
+        longest = max(len(sequences[b]) for b in members)
+        pad = tuple(longest - len(sequences[b]) for b in members)
+        grid = np.asarray([[pad_id] * p + sequences[b] for p, b in zip(pad, members)], dtype=np.int64)  # (B', P)
+        cache = backend.init_padded_cache(config, pad)
+        logits, cache = backend.model_forward(params, config, backend.asarray(grid, "int64"), cache)  # (B', P, V)
+        return logits[:, -1, ...], cache  # (B', V)
+
+    start = time.perf_counter()
+    prefill_seconds = decode_start = 0.0
+    members = list(range(B))
+    last, cache = prefill(members)
+    while True:
+        step = np.full((len(members), 1), pad_id, dtype=np.int64)  # (B', 1): finished rows are fed padding
+        for slot, b in enumerate(members):
+            if stop_reasons[b] is not None:
+                continue
+            token = backend.sample(last[slot], rngs[b].random(), temperature, top_k, top_p)
+            new_tokens[b].append(token)
+            if eos_id is not None and token == eos_id:
+                stop_reasons[b] = "eos"
+            elif len(new_tokens[b]) >= max_new_tokens:
+                stop_reasons[b] = "max_new_tokens"
+            elif len(sequences[b]) + 1 > C:  # alone its cache would now hold C positions: none left for this token
+                stop_reasons[b] = "context_full"
+            else:
+                sequences[b].append(token)
+                step[slot, 0] = token
+        if not decode_start:
+            decode_start = time.perf_counter()
+            prefill_seconds = decode_start - start
+        active = [b for b in members if stop_reasons[b] is None]
+        if not active:
+            break
+        if cache.length + 1 > C:  # the batch's slots (padding included) are used up: pack the rows still going
+            members = active
+            last, cache = prefill(members)
+            continue
+        logits, cache = backend.model_forward(params, config, backend.asarray(step, "int64"), cache)
+        last = logits[:, -1, ...]  # (B', V)
+    decode_seconds = time.perf_counter() - decode_start
+    return [
+        TokenGeneration(tuple(tokens), str(reason), prefill_seconds, decode_seconds, 0)
+        for tokens, reason in zip(new_tokens, stop_reasons)
+    ]
+
+
+def _batch_seeds(seed: Any, count: int) -> list[int]:
+    if isinstance(seed, Sequence) and not isinstance(seed, str):
+        if len(seed) != count:
+            raise GenerationError(f"generate: {len(seed)} seeds for {count} prompts; expected one seed, or one per prompt")
+        return list(seed)
+    return [seed] * count
+
+
 # ---------------------------------------------------------------------- checks and conversions
 
 
@@ -364,6 +545,8 @@ __all__ = [
     "check_prompt_fits",
     "encode_prompt",
     "generate",
+    "generate_batch",
+    "generate_batch_tokens",
     "generate_tokens",
     "native_params",
 ]

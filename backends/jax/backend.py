@@ -197,6 +197,11 @@ class JaxBackend(Backend):
         super().init_cache(config, batch_size)  # validates batch_size
         return StaticKVCache(config, batch_size)
 
+    def init_padded_cache(self, config: ModelConfig, pad: tuple[int, ...]) -> StaticKVCache:
+        """The static cache of a left-padded batch: per-row positions and padding masked, one compiled step."""
+        super().init_padded_cache(config, pad)  # validates pad
+        return StaticKVCache(config, len(pad), pad=tuple(int(p) for p in pad))
+
     def check_cache(self, cache: Any, where: str) -> None:
         if not isinstance(cache, StaticKVCache):  # a growing KVCache is copied into buffers by _model_forward
             super().check_cache(cache, where)
@@ -221,7 +226,8 @@ class JaxBackend(Backend):
             # A branch off an older cache (or donation is off, or under autodiff): the
             # shared buffers must stay intact, so the step writes into a copy of them.
             storage = _CacheStorage(*copy_buffers(storage))
-        buffers = StaticBuffers(storage.keys, storage.values, jnp.asarray(cache.length, jnp.int32), cache._storage is None)
+        pad = None if cache.pad is None else jnp.asarray(cache.pad, jnp.int32)  # (B,): a left-padded batch
+        buffers = StaticBuffers(storage.keys, storage.values, jnp.asarray(cache.length, jnp.int32), cache._storage is None, pad)
         # Donated: XLA writes the new keys into the same memory. Positions below
         # cache.length are never written again, so older caches keep their prefix.
         logits, buffers = self._forward_donating()(self.ops, params, config, ids, buffers)
@@ -229,7 +235,7 @@ class JaxBackend(Backend):
         storage.epoch += 1
         if padded != L:
             logits = logits[:, :L]  # (B, L, V)
-        return logits, StaticKVCache(config, B, cache.length + L, storage, storage.epoch)
+        return logits, StaticKVCache(config, B, cache.length + L, storage, storage.epoch, cache.pad)
 
     def _forward_donating(self) -> Callable[..., Any]:
         forward = self.__dict__.get("_forward")

@@ -61,16 +61,24 @@ class StaticKVCache:
     ``(B·Hkv, C, Dh)`` arrays (the next in-place step invalidates them).
     """
 
-    __slots__ = ("config", "batch_size", "length", "_storage", "_epoch")
+    __slots__ = ("config", "batch_size", "length", "_storage", "_epoch", "pad")
 
     def __init__(
-        self, config: ModelConfig, batch_size: int, length: int = 0, storage: _CacheStorage | None = None, epoch: int = 0
+        self,
+        config: ModelConfig,
+        batch_size: int,
+        length: int = 0,
+        storage: _CacheStorage | None = None,
+        epoch: int = 0,
+        pad: tuple[int, ...] | None = None,
     ) -> None:
         self.config = config
         self.batch_size = batch_size
         self.length = length
         self._storage = storage
         self._epoch = epoch
+        # A left-padded batch (backends/cache.py PaddedKVCache): row b's first pad[b] slots are padding.
+        self.pad = pad
 
     @property
     def capacity(self) -> int:
@@ -106,9 +114,9 @@ class StaticKVCache:
     def copy(self) -> StaticKVCache:
         """An independent cache with the same contents (its own buffers)."""
         if self._storage is None:
-            return StaticKVCache(self.config, self.batch_size)
+            return StaticKVCache(self.config, self.batch_size, pad=self.pad)
         storage = _CacheStorage(*copy_buffers(self._storage))
-        return StaticKVCache(self.config, self.batch_size, self.length, storage, storage.epoch)
+        return StaticKVCache(self.config, self.batch_size, self.length, storage, storage.epoch, self.pad)
 
     def to_kv_cache(self) -> KVCache:
         """The same contents as a growing :class:`transformer_spec.backends.base.KVCache`."""
@@ -131,22 +139,31 @@ class StaticBuffers:
     the in-place update, 15x slower than the update itself.
     """
 
-    def __init__(self, keys: tuple[Any, ...], values: tuple[Any, ...], start: Any, fresh: bool) -> None:
+    def __init__(self, keys: tuple[Any, ...], values: tuple[Any, ...], start: Any, fresh: bool, pad: Any = None) -> None:
         self.keys, self.values, self.start, self.fresh = keys, values, start, fresh
+        self.pad = pad  # None, or (B,) ints: a left-padded batch whose row b starts at slot pad[b]
 
     @property
     def length(self) -> Any:
         return self.start
 
     def tree_flatten(self):
-        return (self.keys, self.values, self.start), self.fresh
+        return (self.keys, self.values, self.start, self.pad), self.fresh
 
     @classmethod
     def tree_unflatten(cls, fresh, children):
-        return cls(*children, fresh)
+        keys, values, start, pad = children
+        return cls(keys, values, start, fresh, pad)
 
     def positions(self, ops: Any, L: int) -> Any:
-        return self.start + jnp.arange(L, dtype=self.start.dtype)  # (L,)
+        slots = self.start + jnp.arange(L, dtype=self.start.dtype)  # (L,)
+        if self.pad is None:
+            return slots
+        return jnp.maximum(slots[None, :] - self.pad[:, None].astype(slots.dtype), 0)  # (B, L): each row its own
+
+    def _real(self, S: int) -> Any:
+        """(B, 1, 1, S): True where slot s is a real token of row b (not left padding)."""
+        return (jnp.arange(S)[None, :] >= self.pad[:, None])[:, None, None, :]
 
     def attend(self, ops: Any, layer: int, k: Any, v: Any) -> tuple[StaticBuffers, Any, Any, Any, bool]:
         B, Hkv, L, Dh = k.shape
@@ -155,15 +172,17 @@ class StaticBuffers:
         # One buffer per layer, written once and then only read: XLA updates it in place.
         keys[layer] = lax.dynamic_update_slice(keys[layer], k.reshape(B * Hkv, L, Dh), (zero, self.start, zero))
         values[layer] = lax.dynamic_update_slice(values[layer], v.reshape(B * Hkv, L, Dh), (zero, self.start, zero))
-        cache = StaticBuffers(tuple(keys), tuple(values), self.start, self.fresh)
-        if self.fresh:
-            return cache, k, v, None, True  # plain causal attention within the chunk
+        cache = StaticBuffers(tuple(keys), tuple(values), self.start, self.fresh, self.pad)
+        if self.fresh:  # plain causal attention within the chunk (slots 0 .. L-1), padding keys hidden
+            return cache, k, v, None if self.pad is None else self._real(L), True
         C = keys[layer].shape[1]
         allowed = jnp.arange(C)[None, :] <= self.start + jnp.arange(L)[:, None]  # (L, C): slot s holds position s
+        if self.pad is not None:
+            allowed = allowed & self._real(C)  # (B, 1, L, C)
         return cache, keys[layer].reshape(B, Hkv, C, Dh), values[layer].reshape(B, Hkv, C, Dh), allowed, False
 
     def advance(self, L: int) -> StaticBuffers:
-        return StaticBuffers(self.keys, self.values, self.start + L, False)
+        return StaticBuffers(self.keys, self.values, self.start + L, False, self.pad)
 
 
 def empty_buffers(config: ModelConfig, batch_size: int, dtype: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -177,7 +196,7 @@ def as_static_cache(config: ModelConfig, cache: Any, batch_size: int, dtype: Any
     """``cache`` as a StaticKVCache, checked against the call (a growing KVCache is copied into buffers)."""
     if isinstance(cache, KVCache):
         if cache.length == 0 or all(k is None for k in cache.keys):
-            return StaticKVCache(config, batch_size)
+            return StaticKVCache(config, batch_size, pad=getattr(cache, "pad", None))  # a PaddedKVCache keeps its padding
         expected = (batch_size, config.kv_heads, cache.length, config.head_dim)
         layers = []
         for name, arrays in (("keys", cache.keys), ("values", cache.values)):
@@ -198,7 +217,7 @@ def as_static_cache(config: ModelConfig, cache: Any, batch_size: int, dtype: Any
                 )
             )
         storage = _CacheStorage(*layers)
-        return StaticKVCache(config, batch_size, cache.length, storage, storage.epoch)
+        return StaticKVCache(config, batch_size, cache.length, storage, storage.epoch, getattr(cache, "pad", None))
     if not isinstance(cache, StaticKVCache):
         raise ConfigError(
             f"model_forward: cache is a {type(cache).__name__}, expected the StaticKVCache from init_cache (or a KVCache)"

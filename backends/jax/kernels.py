@@ -198,7 +198,7 @@ def sinusoidal_table_host(length: int, dim: int, base: float, offset: int) -> np
 def _rotary_angles_host(positions: np.ndarray, head_dim: int, base: float) -> np.ndarray:
     """Angles (L, Dh/2) of the half-split rotary convention, in float64 on the host."""
     frequencies = base ** (-np.arange(head_dim // 2, dtype=np.float64) * 2 / head_dim)  # (Dh/2,)
-    return positions[:, None].astype(np.float64) * frequencies  # (L, Dh/2)
+    return positions[..., None].astype(np.float64) * frequencies  # (..., L, Dh/2): per-row positions (B, 1, L) too
 
 
 def _rotary_cos_sin(positions: Any, head_dim: int, base: float, dtype: Any) -> tuple[Any, Any]:
@@ -206,7 +206,7 @@ def _rotary_cos_sin(positions: Any, head_dim: int, base: float, dtype: Any) -> t
     if _is_tracer(positions):  # inside someone's jit: compute in the widest float JAX has
         wide = jnp.float64 if _x64_enabled() else jnp.float32
         frequencies = base ** (-jnp.arange(head_dim // 2, dtype=wide) * 2 / head_dim)  # (Dh/2,)
-        angles = positions[:, None].astype(wide) * frequencies  # (L, Dh/2)
+        angles = positions[..., None].astype(wide) * frequencies  # (..., L, Dh/2)
         return jnp.cos(angles).astype(dtype), jnp.sin(angles).astype(dtype)
     angles = _rotary_angles_host(np.asarray(positions), head_dim, base)
     return jnp.asarray(np.cos(angles), dtype), jnp.asarray(np.sin(angles), dtype)

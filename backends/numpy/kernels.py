@@ -106,7 +106,7 @@ class NumpyBackend(Backend):
     def _rotary(self, x, positions, base):
         half = x.shape[-1] // 2
         frequencies = base ** (-np.arange(half, dtype=np.float64) * 2 / x.shape[-1])  # (Dh/2,)
-        angles = positions[:, None].astype(np.float64) * frequencies  # (L, Dh/2)
+        angles = positions[..., None].astype(np.float64) * frequencies  # (..., L, Dh/2): per-row positions (B, 1, L) too
         cos, sin = np.cos(angles).astype(x.dtype), np.sin(angles).astype(x.dtype)
         x1, x2 = x[..., :half], x[..., half:]  # the pairs (i, i + Dh/2)
         return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)

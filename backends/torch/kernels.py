@@ -115,7 +115,7 @@ class TorchKernels:
             return cached[2]
         half = head_dim // 2
         frequencies = base ** (-torch.arange(half, dtype=torch.float64, device=self._table_device) * 2 / head_dim)  # (Dh/2,)
-        angles = positions.to(device=self._table_device, dtype=torch.float64)[:, None] * frequencies  # (L, Dh/2)
+        angles = positions.to(device=self._table_device, dtype=torch.float64)[..., None] * frequencies  # (..., L, Dh/2)
         tables = (
             torch.cos(angles).to(device=self.torch_device, dtype=dtype),  # (L, Dh/2)
             torch.sin(angles).to(device=self.torch_device, dtype=dtype),

@@ -29,7 +29,15 @@ class OptionError(SpecError):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Numbers arrive as strings and are converted in run(): a bad value is then a
     # one-line SpecError like every other bad input, not argparse's usage dump.
-    parser.add_argument("prompt", help="the text to continue")
+    parser.add_argument("prompt", nargs="?", default=None, help="the text to continue (or use --prompts-file)")
+    parser.add_argument(
+        "--prompts-file",
+        default=None,
+        metavar="FILE",
+        help='JSONL, one prompt a line ("text" or {"prompt": "text", "seed": 1, ...}): generated in batches, '
+        "one JSON result a line on standard output; each equals generating that prompt alone with its seed",
+    )
+    parser.add_argument("--batch-size", default="8", metavar="N", help="prompts per batch with --prompts-file (default: 8)")
     parser.add_argument(
         "--backend", default=None, help="numpy, torch, jax, torch:cuda, or module:attr (default: $TSPEC_BACKEND or numpy)"
     )
@@ -75,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
     from transformer_spec.api import load_model
     from transformer_spec.generate import check_generation_options, check_prompt_fits, encode_prompt
 
+    if (args.prompt is None) == (args.prompts_file is None):
+        raise OptionError("generate: expected a PROMPT or --prompts-file FILE (one of the two)")
+    if args.prompts_file is not None:
+        return _run_prompts_file(args, options)
     # Everything is checked before the prompt is echoed, so bad input prints only the error line.
     check_generation_options(stream=None, **options)
     model = load_model(args.checkpoint, backend=args.backend, dtype=args.dtype)
@@ -98,6 +110,69 @@ def run(args: argparse.Namespace) -> int:
         f"{'; untrained placeholder model' if model.metadata.get('trained') is False else ''}]",
         file=sys.stderr,
     )
+    return 0
+
+
+def _run_prompts_file(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """--prompts-file: every line's prompt, in batches of --batch-size, one JSON result a line on standard output."""
+    import json
+
+    from transformer_spec.api import load_model
+    from transformer_spec.generate import check_generation_options, check_prompt_fits, encode_prompt
+
+    if options["overflow"] != "error":
+        raise OptionError("generate: --prompts-file generates batches, which do not slide; expected --overflow error")
+    batch_size = _number(args.batch_size, int, "--batch-size")
+    if batch_size < 1:
+        raise OptionError(f"--batch-size {batch_size}: expected an integer >= 1")
+    check_generation_options(stream=None, **options)
+    try:
+        with open(args.prompts_file, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise OptionError(f"--prompts-file {args.prompts_file}: cannot be read ({error}); expected a UTF-8 JSONL file") from None
+    records: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise OptionError(f"--prompts-file {args.prompts_file} line {number}: not JSON ({error.msg})") from None
+        if isinstance(record, str):
+            record = {"prompt": record}
+        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str):
+            raise OptionError(
+                f'--prompts-file {args.prompts_file} line {number}: expected a JSON string or {{"prompt": "...", ...}}'
+            )
+        seed = record.get("seed", options["seed"])
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise OptionError(f"--prompts-file {args.prompts_file} line {number}: seed = {seed!r}, expected an integer >= 0")
+        records.append(record)
+    if not records:
+        raise OptionError(f"--prompts-file {args.prompts_file}: holds no prompts; expected one JSON prompt a line")
+    model = load_model(args.checkpoint, backend=args.backend, dtype=args.dtype)
+    for record in records:  # every prompt is checked before the first batch runs
+        check_prompt_fits(len(encode_prompt(model.tokenizer, record["prompt"])), model.config, "error")
+    out = _Output(sys.stdout)
+    sampling = {key: options[key] for key in ("max_new_tokens", "temperature", "top_k", "top_p", "stop_at_eos")}
+    try:
+        for first in range(0, len(records), batch_size):
+            chunk = records[first : first + batch_size]
+            results = model.generate(
+                [r["prompt"] for r in chunk], seed=[r.get("seed", options["seed"]) for r in chunk], **sampling
+            )
+            for record, result in zip(chunk, results):
+                line = {
+                    **record,
+                    "text": result.text,
+                    "token_ids": list(result.token_ids),
+                    "stop_reason": result.stop_reason,
+                }
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    except _ReaderGone:
+        return 0
+    print(f"[{len(records)} prompts in batches of {batch_size}; {model.backend.name} {model.dtype}]", file=sys.stderr)
     return 0
 
 
