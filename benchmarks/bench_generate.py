@@ -22,7 +22,16 @@ reported too (random GPT-2 weights give near-ties, so a late divergence is
 rounding, not a bug). Every figure is the median of ``--repeats`` runs after one
 warm-up run (which also compiles JAX). Times are never asserted.
 
+Llama-shaped rows (``--models smollm``): a SmolLM-135M-shaped model (30 layers,
+width 576, 9 heads, 3 KV heads, random weights) at batch 1 and batch 8
+(``--llama-batches``), prompts of different lengths, ours (batched generation:
+left padding with a padding mask) against ``LlamaForCausalLM.generate`` with a
+left-padded attention mask on the same weights; new tokens/s counts every row's
+tokens, and the ratio is ours / HF at the same batch size. Written to
+``results/generate_llama.json``.
+
     python -m benchmarks.bench_generate --new-tokens 32 --repeats 3 [--models default,gpt2] [--threads N] [--out FILE]
+    python -m benchmarks.bench_generate --models smollm --llama-batches 1,8 --new-tokens 16 --repeats 1 --threads 1
 """
 
 from __future__ import annotations
@@ -163,9 +172,142 @@ def time_hf(
     }
 
 
+# ---------------------------------------------------------------------- Llama-shaped rows (issue 13)
+#
+# A SmolLM-135M-shaped model with random weights (rotary, RMS norm, SwiGLU, grouped-query attention 9 heads / 3 KV
+# heads, tied embeddings), at batch 1 and batch 8: ours through generate_tokens / generate_batch_tokens (left padding
+# with a padding mask), HF through LlamaForCausalLM.generate on the same weights with a left-padded attention mask.
+# Prompts of different lengths, greedy, no end-of-text: every row makes exactly --new-tokens tokens.
+
+LLAMA_MODELS = ("smollm",)
+
+
+def smollm_model() -> tuple[str, ModelConfig, dict[str, np.ndarray]]:
+    """SmolLM-135M's shape (30 layers, width 576, 9 heads, 3 KV heads, F 1536, V 49152), random weights."""
+    config = ModelConfig(
+        vocab_size=49152,
+        context_length=2048,
+        d_model=576,
+        n_heads=9,
+        n_kv_heads=3,
+        n_layers=30,
+        d_ff=1536,
+        positional="rotary",
+        norm="rms",
+        activation="swiglu",
+        tie_embeddings=True,
+        bias=False,
+        norm_eps=1e-5,
+        rope_base=10000.0,
+    )
+    return "smollm-135m shape (random)", config, init_parameters(config, seed=0)
+
+
+def llama_prompts(config: ModelConfig, batch: int, prompt_tokens: int) -> list[list[int]]:
+    """``batch`` prompts of different lengths (prompt_tokens/2 .. prompt_tokens), seeded."""
+    rng = np.random.default_rng(0)
+    lengths = np.linspace(max(prompt_tokens // 2, 1), prompt_tokens, batch).round().astype(int) if batch > 1 else [prompt_tokens]
+    return [[int(i) for i in rng.integers(0, config.vocab_size, size=n)] for n in lengths]
+
+
+def time_ours_llama(
+    backend_name: str, config: ModelConfig, params: dict[str, np.ndarray], prompts: list[list[int]], new_tokens: int, repeats: int
+) -> dict[str, Any]:
+    from transformer_spec.generate import generate_batch_tokens
+
+    backend = load_backend(backend_name)
+    native = native_params(backend, params, "float32")
+
+    def once() -> tuple[float, list[list[int]]]:
+        start = time.perf_counter()
+        if len(prompts) == 1:
+            out = [generate_tokens(backend, config, native, prompts[0], max_new_tokens=new_tokens, temperature=0.0, eos_id=None)]
+        else:
+            out = generate_batch_tokens(
+                backend, config, native, prompts, max_new_tokens=new_tokens, temperature=0.0, seeds=[0] * len(prompts)
+            )
+        return time.perf_counter() - start, [list(r.token_ids) for r in out]
+
+    warm_start = time.perf_counter()
+    _, tokens = once()  # warm-up (JAX compiles here)
+    warm_up = time.perf_counter() - warm_start
+    seconds = statistics.median(once()[0] for _ in range(repeats))
+    return {"implementation": f"ours ({backend_name})", "seconds": seconds, "warm_up_s": warm_up, "tokens": tokens}
+
+
+def time_hf_llama(
+    config: ModelConfig, params: dict[str, np.ndarray], prompts: list[list[int]], new_tokens: int, repeats: int
+) -> dict[str, Any]:
+    import torch
+
+    from transformer_spec.hf_llama import llama_model_from_params
+
+    model = llama_model_from_params(params, config)
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    longest = max(len(p) for p in prompts)
+    ids = torch.tensor([[0] * (longest - len(p)) + p for p in prompts])  # (B, P): left padding, as HF expects
+    mask = torch.tensor([[0] * (longest - len(p)) + [1] * len(p) for p in prompts])  # (B, P)
+
+    def once() -> tuple[float, list[list[int]]]:
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(
+                ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False, use_cache=True, num_beams=1
+            )
+        return time.perf_counter() - start, out[:, longest:].tolist()
+
+    warm_start = time.perf_counter()
+    _, tokens = once()
+    warm_up = time.perf_counter() - warm_start
+    seconds = statistics.median(once()[0] for _ in range(repeats))
+    return {"implementation": "HF transformers", "seconds": seconds, "warm_up_s": warm_up, "tokens": tokens}
+
+
+def run_llama_rows(args: argparse.Namespace, backends: list[str], names: list[str]) -> list[dict[str, Any]]:
+    """The Llama-shaped rows: per batch size, ours per backend and HF; new tokens/s (all rows) and ours/HF."""
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        if name != "smollm":
+            raise SystemExit(f"unknown model {name!r}; expected default, gpt2 or smollm")
+        label, config, params = smollm_model()
+        for batch in [int(b) for b in args.llama_batches.split(",") if b]:
+            prompts = llama_prompts(config, batch, args.prompt_tokens)
+            print(
+                f"\n{label}: {sum(p.size for p in params.values()):,} parameters, batch {batch}, prompts of "
+                f"{min(map(len, prompts))}..{max(map(len, prompts))} tokens, {args.new_tokens} new tokens each, "
+                f"median of {args.repeats}",
+                flush=True,
+            )
+            results = [time_ours_llama(b, config, params, prompts, args.new_tokens, args.repeats) for b in backends]
+            hf = None if args.no_hf else time_hf_llama(config, params, prompts, args.new_tokens, args.repeats)
+            if hf is not None:
+                results.append(hf)
+            print(f"{'implementation':<18} {'seconds':>8} {'new tok/s':>10} {'ours/HF':>8} {'= HF tokens':>12} {'warm-up s':>10}")
+            for result in results:
+                result.update(model=label, batch_size=batch, new_tokens=args.new_tokens)
+                result["tokens_per_s"] = batch * args.new_tokens / result["seconds"]
+            for result in results:
+                if hf is not None:
+                    result["ratio_vs_hf"] = result["tokens_per_s"] / hf["tokens_per_s"]
+                    result["rows_equal_to_hf"] = sum(a == b for a, b in zip(result["tokens"], hf["tokens"]))
+                ratio = f"{result['ratio_vs_hf']:.2f}" if "ratio_vs_hf" in result else ""
+                equal = f"{result['rows_equal_to_hf']}/{batch}" if "rows_equal_to_hf" in result else ""
+                print(
+                    f"{result['implementation']:<18} {result['seconds']:>8.2f} {result['tokens_per_s']:>10.1f} {ratio:>8} "
+                    f"{equal:>12} {result['warm_up_s']:>10.1f}",
+                    flush=True,
+                )
+                del result["tokens"]
+                rows.append(result)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="default,gpt2", help="comma-separated: default, gpt2")
+    parser.add_argument("--models", default="default,gpt2", help="comma-separated: default, gpt2, smollm (Llama-shaped)")
+    parser.add_argument("--llama-batches", default="1,8", help="batch sizes of the Llama-shaped rows (default: 1,8)")
+    parser.add_argument("--llama-out", default=str(RESULTS / "generate_llama.json"))
     parser.add_argument("--backends", default=",".join(b for b in ("numpy", "torch", "jax") if b in available_backends()))
     parser.add_argument("--prompt-tokens", type=int, default=16)
     parser.add_argument("--new-tokens", type=int, default=32)
@@ -193,7 +335,17 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     bandwidth = gemv_bandwidth(args.gemv_mb)
     print(f"GEMV bandwidth: {bandwidth / 1e9:.2f} GB/s ({args.gemv_mb} MB float32 matrix x vector, median of 20)", flush=True)
-    for label, config, params in models([m for m in args.models.split(",") if m]):
+    names = [m for m in args.models.split(",") if m]
+    llama_names = [m for m in names if m in LLAMA_MODELS]
+    if llama_names:
+        llama_rows = run_llama_rows(args, backends, llama_names)
+        settings = {"prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "repeats": args.repeats,
+                    "greedy": True, "dtype": "float32", "threads": args.threads, "torch_threads": torch_threads,
+                    "load_average_before": load_before, "load_average_after": os.getloadavg()}  # fmt: skip
+        print(f"\nwrote {write_results('generate_llama', {'settings': settings, 'results': llama_rows}, args.llama_out)}")
+        if len(llama_names) == len(names):
+            return 0
+    for label, config, params in models([m for m in names if m not in LLAMA_MODELS]):
         rng = np.random.default_rng(0)
         prompt = [int(i) for i in rng.integers(0, config.vocab_size, size=args.prompt_tokens)]
         print(
