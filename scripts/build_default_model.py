@@ -14,6 +14,11 @@ Stages (every number below comes from transformer_spec.train.config.DEFAULT):
    in no fine-tuning example), loss on the answer tokens only; every batch
    also rehearses 8 windows of pretraining text, without which the model
    forgets the held-out capitals' tokens (measured: 0% held-out accuracy).
+   During both stages the build records *learning as it happens*: at a dozen
+   steps (log-spaced, step 0 included) the held-out loss and the model's
+   greedy continuation of a few fixed prompts, with the weights of that step
+   (``LearningRecorder``; it draws no random numbers of the training run, so
+   the trained weights are the same with or without it).
 5. **Evaluate**: per-token and per-word perplexity of both models on the
    held-out documents, against word n-gram baselines (n = 1..5) trained on the
    same corpus; answers to the held-out countries' capital questions, from the
@@ -98,7 +103,73 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run_stage(make_trainer, run_dir: Path, resume: bool, backend, args, changes):
+# What the recorder shows at each recorded step: greedy continuations of these prompts (fine-tuning: in the
+# fine-tuning prompt format). Nigeria is one of the held-out countries: no fine-tuning example names it.
+PRETRAIN_PROMPTS = ("Once upon a time", "The king")
+FINETUNE_PROMPTS = ("What is the capital of Nigeria?", "Hello!", "Write a story about a cat.")
+RECORD_FRACTIONS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75)  # of the stage's steps, plus its first and last
+RECORD_TOKENS = 24
+
+
+class LearningRecorder:
+    """Held-out loss and greedy samples at a few steps of a training stage, from the weights of that step.
+
+    Attached as the trainer's ``on_step`` callback. Sampling runs on the NumPy backend with temperature 0 and
+    evaluation reads only the held-out batches, so recording leaves the training run itself unchanged.
+    """
+
+    def __init__(self, stage: str, prompts: tuple[str, ...], template: str | None) -> None:
+        self.stage, self.prompts, self.template = stage, prompts, template
+        self.records: list[dict] = []
+        self.steps: set[int] = set()
+
+    def attach(self, trainer):
+        total = trainer.config.steps
+        self.steps = {max(1, round(total * f)) for f in RECORD_FRACTIONS} | {total}
+        self.records = [r for r in self.records if r["step"] <= trainer.step]  # a resumed run keeps what was recorded
+        if trainer.step == 0:
+            self.record(trainer)
+        trainer.on_step = self._on_step
+        return trainer
+
+    def _on_step(self, trainer, result) -> None:
+        if trainer.step in self.steps:
+            self.record(trainer)
+
+    def record(self, trainer) -> None:
+        from transformer_spec.generate import generate
+
+        numpy_backend = load_backend("numpy")
+        params = {n: np.asarray(trainer.backend.to_numpy(p), dtype=np.float32) for n, p in trainer.engine.params.items()}
+        tokenizer = trainer.tokenizer
+        evaluation = trainer.evaluate()
+        recent = trainer.losses[-10:]
+        samples = []
+        for prompt in self.prompts:
+            text = self.template.format(prompt=prompt) if self.template else prompt
+            out = generate(
+                numpy_backend,
+                (trainer.model_config, params, tokenizer),
+                text,
+                max_new_tokens=RECORD_TOKENS,
+                temperature=0,
+                seed=0,
+            )
+            samples.append({"prompt": prompt, "text": out.text, "stop_reason": out.stop_reason})
+        self.records.append(
+            {
+                "step": trainer.step,
+                "train_loss": float(np.mean(recent)) if recent else None,
+                "held_out_loss": evaluation["loss"] if evaluation else None,
+                "samples": samples,
+            }
+        )
+        if not trainer.progress:
+            return
+        log(f"{self.stage} step {trainer.step}: recorded ({len(samples)} samples)")
+
+
+def run_stage(make_trainer, run_dir: Path, resume: bool, backend, args, changes, recorder: LearningRecorder | None = None):
     """Train one stage in ``run_dir``, resuming when asked and possible; returns (TrainResult, seconds)."""
     started = time.perf_counter()
     if resume and (run_dir / STATE_FILE).exists():
@@ -113,6 +184,8 @@ def run_stage(make_trainer, run_dir: Path, resume: bool, backend, args, changes)
         if run_dir.exists():
             shutil.rmtree(run_dir)
         trainer = make_trainer()
+    if recorder is not None:
+        recorder.attach(trainer)
     result = trainer.run()
     if result.stopped != "finished":
         raise SystemExit(f"interrupted at step {result.step}; continue with: python scripts/build_default_model.py --resume")
@@ -175,6 +248,10 @@ def main(argv=None) -> int:
     log(f"tokenizer: {tokenizer.vocab_size} tokens; model: {model_config}")
 
     # 3. pretrain
+    from transformer_spec.train.data import PROMPT_TEMPLATE
+
+    pretrain_recorder = LearningRecorder("pretrain", PRETRAIN_PROMPTS, None)
+    finetune_recorder = LearningRecorder("finetune", FINETUNE_PROMPTS, PROMPT_TEMPLATE)
     base_dir = work / "base"
     pre_result, timings["pretrain"] = run_stage(
         lambda: start_pretraining(
@@ -192,6 +269,7 @@ def main(argv=None) -> int:
         backend,
         args,
         {"steps": args.pretrain_steps} if args.pretrain_steps else None,
+        pretrain_recorder,
     )
     base = load_checkpoint(base_dir)
     log(f"pretrained: step {base.metadata['step']}, {timings['pretrain']:.0f} s")
@@ -214,6 +292,7 @@ def main(argv=None) -> int:
         backend,
         args,
         {"steps": args.finetune_steps} if args.finetune_steps else None,
+        finetune_recorder,
     )
     tuned = load_checkpoint(ft_dir)
     log(f"fine-tuned: step {tuned.metadata['step']}, {timings['finetune']:.0f} s")
@@ -290,6 +369,13 @@ def main(argv=None) -> int:
             "pretrain": _stage_summary(base, pre_result, timings["pretrain"]),
             "finetune": _stage_summary(tuned, ft_result, timings["finetune"]),
         },
+        "learning": {
+            "note": "held-out loss (mean next-token cross-entropy, nats) and greedy samples at recorded steps, "
+            "from the weights of that step (scripts/build_default_model.py, LearningRecorder)",
+            "record_tokens": RECORD_TOKENS,
+            "pretrain": pretrain_recorder.records,
+            "finetune": finetune_recorder.records,
+        },
         "perplexity": perplexity,
         "ngram": ngrams,
         "best_ngram": best_ngram,
@@ -340,6 +426,14 @@ def _stage_summary(checkpoint, result, seconds: float) -> dict:
     return summary
 
 
+def _code(text: str) -> str:
+    """``text`` as a code span; an empty answer says so (an empty code span renders as a stray pair of backquotes)."""
+    if not text.strip():
+        return "*(nothing: the model wrote its end-of-text token first)*"
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
@@ -386,7 +480,7 @@ def render_markdown(results: dict) -> str:
     lines += ["", "Examples (held-out countries):", ""]
     for name, samples in r["samples"].items():
         for s in samples[:3]:
-            lines.append(f"- *{name}*: `{s['prompt']}` → `{s['response'][:120]}`")
+            lines.append(f"- *{name}*: {_code(s['prompt'])} → {_code(s['response'][:120])}")
     lines += [
         "",
         "## Perplexity on held-out text",
