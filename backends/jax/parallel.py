@@ -29,19 +29,20 @@ from .kernels import _jax_dtype
 AXIS = "data"  # the mesh axis the batch is split along
 
 
-def join_hosts(coordinator: str | None = None, processes: int | None = None, process_id: int | None = None) -> None:
+def join_hosts(coordinator: str, processes: int, process_id: int, timeout: float = 300.0) -> None:
     """``jax.distributed.initialize``: join the other hosts' processes (before anything touches a JAX device).
 
-    Without arguments JAX reads ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` (or
-    detects a cluster it knows: SLURM, Open MPI, Kubernetes, Cloud TPU).
+    ``timeout``: seconds to wait for every process to join, and after which a silent host counts as lost.
     """
     try:
-        jax.distributed.initialize(coordinator, processes, process_id)
+        jax.distributed.initialize(
+            coordinator, processes, process_id, initialization_timeout=int(timeout), heartbeat_timeout_seconds=int(timeout)
+        )
     except (RuntimeError, ValueError) as error:
         raise PeerLostError(
-            f"jax.distributed.initialize failed ({str(error).strip().splitlines()[0][:300]}); expected the coordinator "
-            f"HOST:PORT, the number of processes and this process's id (JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
-            f"JAX_PROCESS_ID), set before the backend is made"
+            f"process {process_id} of {processes}: jax.distributed.initialize with coordinator {coordinator} failed "
+            f"({str(error).strip().splitlines()[0][:300]}); expected every host to start within {timeout:g} s and "
+            f"reach the coordinator (process 0's HOST:PORT)"
         ) from None
 
 

@@ -154,7 +154,7 @@ def setup_backend(args: argparse.Namespace):
     from .distributed import join_hosts_if_asked
     from .steps import require_autodiff
 
-    join_hosts_if_asked(args.backend)  # JAX across hosts: before the backend touches a device
+    join_hosts_if_asked(args.backend, getattr(args, "peer_timeout", 300.0))  # JAX across hosts: before any device
     backend = load_backend(args.backend)
     require_autodiff(backend)
     if getattr(args, "compile", False):
