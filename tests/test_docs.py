@@ -14,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from transformer_spec.spec import softmax as softmax_spec
@@ -156,3 +157,70 @@ def test_missing_npm_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(vendor.VendorError, match="npm is not installed"):
         vendor.ensure(vendor.KATEX)
+
+
+def test_pages_are_files_so_the_site_works_from_disk(site):
+    """use_directory_urls: false — docs/a/b.md is site/a/b.html, and no link points at a folder."""
+    assert not [p for p in site.rglob("index.html") if p.parent != site], "a page was written as a folder"
+    for page in ("index", "components/attention", "walkthroughs/generation-step-by-step"):
+        links = re.findall(r'href="([^"#:]+)"', html(site, page))
+        folders = [link for link in links if link.endswith("/") or link in (".", "..")]
+        assert not folders, f"{page}: links to folders {folders[:5]}"
+
+
+def test_the_apple_toy_selects_the_related_word():
+    """The toy of the lecture must show selection, not averaging: apple's weight goes to orange / phone."""
+    from tools.docs.walkthroughs import TOY_SENTENCES, toy_attention
+
+    for sentence, related, feature in zip(TOY_SENTENCES, ("orange", "phone"), (0, 1)):
+        toy = toy_attention(sentence)
+        weights = toy["weights"][-1]
+        chosen = toy["words"][int(weights.argmax())]
+        assert chosen == related and weights.max() > 0.5, f"{sentence}: apple's weights {weights.round(2)}"
+        assert toy["out"][-1][feature] > 0.5 > toy["out"][-1][1 - feature]
+
+
+def test_generation_walkthrough_follows_generate():
+    """Each step of the walk-through picks the token model.generate picks (it raises otherwise), sampled and greedy."""
+    from tools.docs import inspect_model
+    from tools.docs.walkthroughs import generation_trace
+
+    if inspect_model.shipped() is None:
+        pytest.skip("no shipped default model in this build")
+    for temperature in (0.0, 1.0):
+        trace = generation_trace("Once upon a", 4, 0, temperature)
+        assert len(trace) == 4
+        for step in trace:
+            low, high = step["interval"]
+            assert temperature == 0 or low <= step["u"] < high  # u falls in the chosen token's stretch
+
+
+def test_the_page_forward_pass_is_the_shipped_model():
+    """tools/docs/inspect_model.forward (attention maps, walk-throughs) gives the model's own logits."""
+    from tools.docs import inspect_model
+
+    model = inspect_model.shipped()  # checks forward() against model.logits, raising on any difference
+    if model is None:
+        pytest.skip("no shipped default model in this build")
+    forward = inspect_model.forward(model, model.tokenizer.encode("The bear ate the honey."))
+    for weights in forward.attention:
+        assert np.allclose(weights.sum(axis=-1), 1) and np.allclose(np.triu(weights, 1), 0)
+
+
+def test_generated_text_escapes_tag_like_prose():
+    assert specdoc.escape_prose('seen ("<unk>") and `<bos>` in code') == 'seen ("&lt;unk&gt;") and `<bos>` in code'
+    assert specdoc.escape_prose("$$a<b>c$$ and <grad f, v>") == "$$a<b>c$$ and &lt;grad f, v&gt;"
+    assert "`transformer_spec.spec`" in specdoc.rst_to_markdown(":mod:`transformer_spec.spec`")
+
+
+def test_cache_keys_follow_their_inputs(tmp_path, monkeypatch):
+    """A generator's cached output is keyed by the hash of its inputs; conformance reports only by the code they check."""
+    from tools.docs import cache
+
+    assert "docs/results" in cache.SOURCE_FOLDERS and "tools/docs" in cache.SOURCE_FOLDERS
+    assert "tools/docs" not in cache.CONFORMANCE_INPUTS and "transformer_spec" not in cache.CONFORMANCE_INPUTS
+    monkeypatch.setenv("TSPEC_DOCS_CACHE", str(tmp_path))
+    calls = []
+    first = cache.cached_text("test", ("x",), lambda: calls.append(1) or "made")
+    again = cache.cached_text("test", ("x",), lambda: calls.append(1) or "made again")
+    assert (first, again, len(calls)) == ("made", "made", 1)

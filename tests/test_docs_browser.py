@@ -305,3 +305,31 @@ def test_the_site_works_from_file_urls(site, browser):
 def _keep_screens():
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     yield
+
+
+def test_the_attention_explorer_shows_the_chosen_words_row(server, browser):
+    """Clicking a word shows its attention row: the weights of that head and query, from the page's own data, summing to 1."""
+    page = browser.open(server + "walkthroughs/attention-with-numbers.html")
+    try:
+        assert page.wait_for(READY + " && document.querySelector('.tspec-attention-explorer[data-ready]') !== null", timeout=45)
+        # choose the second sentence, head 2.3 and the word "it"
+        page.evaluate(
+            "(() => { const root = document.querySelector('.tspec-attention-explorer');"
+            " const [sentence, head] = root.querySelectorAll('select');"
+            " sentence.value = '1'; sentence.dispatchEvent(new Event('change'));"
+            " head.value = String([...head.options].findIndex(o => o.text === 'head 2.3')); head.dispatchEvent(new Event('change'));"
+            " [...root.querySelectorAll('button.tspec-token')].find(b => b.textContent === ' it').click(); })()"
+        )
+        shown = page.evaluate(
+            "[...document.querySelectorAll('.tspec-attention-explorer .tspec-row .tspec-token')].map(e => Number(e.dataset.weight))"
+        )
+        expected = page.evaluate(
+            "(() => { const d = JSON.parse(document.querySelector('.tspec-attention-explorer').getAttribute('data-attention'));"
+            " const s = d.sentences[1]; const q = s.tokens.indexOf(' it'); return s.weights[s.heads.indexOf('2.3')][q]; })()"
+        )
+        assert shown == expected and len(shown) >= 2, (shown, expected)
+        assert abs(sum(shown) - 1) < 0.02
+        pressed = page.evaluate("document.querySelector('.tspec-attention-explorer button[aria-pressed=true]').textContent")
+        assert pressed == " it"
+    finally:
+        page.close()

@@ -422,7 +422,7 @@ def ngram_token_losses(results: dict) -> list[tuple[int, float, float]]:
 
 def _sample_cell(text: str) -> str:
     text = text.strip()
-    return html.escape(text).replace("|", "\\|").replace("\n", " ⏎ ") if text else "*(nothing: end-of-text first)*"
+    return html.escape(text).replace("|", "\\|").replace("\n", " ↵ ") if text else "*(nothing: end-of-text first)*"
 
 
 @generator
@@ -494,4 +494,38 @@ def head_roles_table(ctx: Context) -> str:
         f"have at least four keys to choose from, it puts more than {ROLE_THRESHOLD} of its weight on one kind of key; "
         f"{named} of the {total} heads are, the others spread their weight in ways these three patterns do not "
         "describe.\n\n" + "\n".join(lines)
+    )
+
+
+# ---------------------------------------------------------------------------- the attention explorer (docs/assets/javascripts)
+
+
+@generator
+def attention_explorer(ctx: Context) -> str:
+    """The data of the attention explorer widget: every head's weights on the bear/honey sentences, as JSON in the page."""
+    import json
+
+    model = inspect_model.shipped()
+    if model is None:
+        return ""
+    sentences = []
+    for sentence in BEAR_SENTENCES:
+        f = inspect_model.forward(model, model.tokenizer.encode(sentence))
+        sentences.append(
+            {
+                "text": sentence,
+                "tokens": f.pieces,
+                "heads": [f"{layer}.{h}" for layer, w in enumerate(f.attention) for h in range(w.shape[0])],
+                # weights[head][query] = the query's row, up to and including itself (the rest is masked: 0)
+                "weights": [
+                    [[round(float(v), 3) for v in w[h, q, : q + 1]] for q in range(w.shape[1])]
+                    for w in f.attention
+                    for h in range(w.shape[0])
+                ],
+            }
+        )
+    data = html.escape(json.dumps({"sentences": sentences}, separators=(",", ":")), quote=True)
+    return (
+        f'<div class="tspec-attention-explorer" data-attention="{data}">\n'
+        "<p><em>The explorer needs JavaScript; the same weights are in the figure and the table above.</em></p>\n</div>"
     )
