@@ -37,8 +37,9 @@ queries attend causally with the alignment of :mod:`transformer_spec.spec.attent
 Parameters (names in the flat parameter dict, see :mod:`transformer_spec.spec.model`)
 -----------------------------------------------------------------------
 ``attn.qkv.weight`` ``(D, (H + 2 Hkv) Dh)`` (``(D, 3D)`` without grouping), ``attn.qkv.bias`` ``((H + 2 Hkv) Dh,)``,
-``attn.proj.weight`` ``(D, D)``, ``attn.proj.bias`` ``(D,)`` (biases only when
-``config.bias``).
+``attn.proj.weight`` ``(D, D)``, ``attn.proj.bias`` ``(D,)``. ``attn.proj.bias`` exists when
+``config.bias``; ``attn.qkv.bias`` when ``config.has_qkv_bias`` (``qkv_bias``, or ``bias`` when
+that is None: Qwen2 biases q, k and v only).
 
 Errors
 ------
