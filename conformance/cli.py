@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--quiet", action="store_true", help="print only the table, not each failure's details")
     parser.add_argument(
+        "--no-compile-cache",
+        action="store_true",
+        help="do not keep compiled programs between runs (by default a backend that compiles, such as JAX, caches them in "
+        "$TSPEC_JAX_CACHE_DIR or ~/.cache/transformer-spec/jax; TSPEC_JAX_CACHE_DIR= (empty) also turns that off)",
+    )
+    parser.add_argument(
         "--timeout",
         type=float,
         default=None,
@@ -72,7 +78,7 @@ def run_from_args(args: argparse.Namespace, out=None, load_tokenizer: Callable[[
     passes the application's loader; ``module:attribute`` needs none).
     """
     out = sys.stdout if out is None else out  # looked up now, so a redirected stdout is honoured
-    from .runner import DEFAULT_TIMEOUT, Report, checked_dtypes, render_header, render_table, run, selected_checks
+    from .runner import DEFAULT_TIMEOUT, JAX_CACHE_ENV, Report, checked_dtypes, render_header, render_table, run, selected_checks
     from .runner import _seed_or_random as seed_or_random
     from .runner import _spec_of as spec_of
 
@@ -85,6 +91,8 @@ def run_from_args(args: argparse.Namespace, out=None, load_tokenizer: Callable[[
         return _error(f"--timeout {args.timeout:g}: expected a positive number of seconds")
     if getattr(args, "tokenizer", None) is not None:
         return _run_tokenizer_from_args(args, out, load_tokenizer)
+    if getattr(args, "no_compile_cache", False):
+        os.environ[JAX_CACHE_ENV] = ""  # read by the runner when it turns the cache on
     from transformer_spec.backends import available_backends, load_backend
 
     from .registry import load_all_checks

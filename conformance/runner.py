@@ -6,6 +6,17 @@ it. ``run_tokenizer(tokenizer, "PATH")`` does the same for the tokenizer checks,
 against any object that follows the interface of ``spec/tokenizer.py``. The CLI
 (``tspec conformance``, ``python -m transformer_spec.conformance``) and the pytest
 plugin are thin layers over this module.
+
+Each check runs its covering set first (rows of option values that together meet
+every pair of options, on seeds that depend on the row only: the same on every
+run), then lets Hypothesis explore with the run's seed. The report counts the
+distinct call signatures (method, shapes, dtypes, static arguments): what a
+compiling backend must compile.
+
+A backend that compiles keeps its compiled programs between runs: the runner
+turns on JAX's persistent compilation cache in ``$TSPEC_JAX_CACHE_DIR``, default
+``~/.cache/transformer-spec/jax`` (``$XDG_CACHE_HOME`` respected). Set
+``TSPEC_JAX_CACHE_DIR=`` (empty), or pass ``--no-compile-cache``, to turn it off.
 """
 
 from __future__ import annotations
@@ -228,6 +239,17 @@ def selected_checks(
     return chosen
 
 
+def persistent_cache_hook(backend: Any) -> Callable[[str], Any] | None:
+    """The backend's ``enable_persistent_cache(directory)``: a method, or a function of its module or of a
+    package above it (``transformer_spec.backends.jax`` for ``transformer_spec.backends.jax.backend``); None if it has none."""
+    hook = getattr(backend, "enable_persistent_cache", None)
+    parts = type(backend).__module__.split(".")
+    while hook is None and parts:
+        hook = getattr(sys.modules.get(".".join(parts)), "enable_persistent_cache", None)
+        parts.pop()
+    return hook if callable(hook) else None
+
+
 def enable_jax_cache(backend: Any) -> str | None:
     """Turn on JAX's persistent compilation cache when the backend under test offers it (or JAX is loaded).
 
@@ -239,10 +261,7 @@ def enable_jax_cache(backend: Any) -> str | None:
         directory = os.path.join(base, "transformer-spec", "jax")
     if not directory:
         return None
-    enable = getattr(backend, "enable_persistent_cache", None)
-    if enable is None:
-        module = sys.modules.get(type(backend).__module__)
-        enable = getattr(module, "enable_persistent_cache", None)
+    enable = persistent_cache_hook(backend)
     try:
         if callable(enable):
             return enable(directory)

@@ -20,12 +20,15 @@ from transformer_spec.spec import config as spec_config
 from transformer_spec.spec.config import ModelConfig
 from transformer_spec.spec.model import init_parameters
 
-LENGTHS = (1, 2, 3, 5, 8)  # sequence lengths L, S and small batch axes
-WIDTHS = (2, 4, 8, 16)  # even feature widths (head width Dh, model width D)
+LENGTHS = (1, 3, 8)  # sequence lengths L, S: one, odd, the longest (few shapes: a compiler meets each once)
+WIDTHS = (2, 8)  # even feature widths (head width Dh, model width D)
 BATCH_AXIS = (1, 2, 3)
 # What covering sets give the batch axes and a length: none, one axis, two; one element, odd, the longest.
-COVER_BATCHES = ((), (2,), (3, 2))
-COVER_LENGTHS = (1, 3, 8)
+COVER_LENGTHS = LENGTHS
+# Sequence lengths of the model checks (one token, an odd prompt, the longest) and the first chunks
+# a cached sequence is split into: few distinct shapes for a compiler, every case of the cache.
+MODEL_LENGTHS = (1, 5, 8)
+FIRST_CHUNKS = (1, 3)
 
 # Largest magnitude per dtype that still leaves head-room (float16 overflows at 65504).
 HUGE = {"float16": 3e4, "bfloat16": 1e30, "float32": 1e30, "float64": 1e30}
@@ -36,11 +39,13 @@ WIDE_DECADES = {"float16": (-2.0, 1.5), "bfloat16": (-3.0, 3.0), "float32": (-3.
 REGIMES = ("normal", "ties", "wide", "huge", "tiny", "zeros")
 
 
-@st.composite
-def batch_shapes(draw: st.DrawFn, max_axes: int = 2) -> tuple[int, ...]:
-    """Yields 0 to ``max_axes`` leading batch axes, each of length 1, 2 or 3."""
-    n = draw(st.integers(0, max_axes))
-    return tuple(draw(st.sampled_from(BATCH_AXIS)) for _ in range(n))
+# The leading batch axes an array may have: a fixed set, so a compiled backend meets few shapes.
+BATCH_SHAPES = ((), (2,), (3, 2))
+
+
+def batch_shapes(max_axes: int = 2) -> st.SearchStrategy[tuple[int, ...]]:
+    """Yields leading batch axes from ``BATCH_SHAPES`` (none, one axis of 2, two axes (3, 2)), at most ``max_axes`` of them."""
+    return st.sampled_from(tuple(shape for shape in BATCH_SHAPES if len(shape) <= max_axes))
 
 
 def lengths() -> st.SearchStrategy[int]:
@@ -161,34 +166,35 @@ def pairwise(dimensions: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
     sizes = [len(dimensions[n]) for n in names]
     if any(size == 0 for size in sizes):
         raise ValueError(f"pairwise: dimension(s) without values: {[n for n, s in zip(names, sizes) if not s]}")
-    uncovered = {
-        (i, a, j, b)
-        for i in range(len(names))
-        for j in range(i + 1, len(names))
-        for a in range(sizes[i])
-        for b in range(sizes[j])
-    }
-    rows: list[list[int]] = []
-    if len(names) == 1:
-        rows = [[a] for a in range(sizes[0])]
-    while uncovered:
-        i, a, j, b = min(uncovered)
-        row: list[int | None] = [None] * len(names)
+    n = len(names)
+    uncovered = {(i, a, j, b) for i in range(n) for j in range(i + 1, n) for a in range(sizes[i]) for b in range(sizes[j])}
+    rows: list[list[int]] = [[a] for a in range(sizes[0])] if n == 1 else []
+    order = sorted(range(n), key=lambda d: (-sizes[d], d))  # the largest dimensions first (AETG)
+
+    def build(i: int, a: int, j: int, b: int) -> tuple[int, list[int]]:
+        row: list[int | None] = [None] * n
         row[i], row[j] = a, b
-        for d in range(len(names)):
+        for d in order:
             if row[d] is not None:
                 continue
-            gains = [
-                sum(
-                    ((min(d, e), v if d < e else row[e], max(d, e), row[e] if d < e else v) in uncovered)
-                    for e in range(len(names))
+            best, best_gain = 0, -1
+            for v in range(sizes[d]):
+                gain = sum(
+                    (min(d, e), v if d < e else row[e], max(d, e), row[e] if d < e else v) in uncovered
+                    for e in range(n)
                     if row[e] is not None
                 )
-                for v in range(sizes[d])
-            ]
-            row[d] = max(range(sizes[d]), key=lambda v: (gains[v], -v))
-        full = [int(v) for v in row]  # every dimension has a value now
-        uncovered -= {(d, full[d], e, full[e]) for d in range(len(names)) for e in range(d + 1, len(names))}
+                if gain > best_gain:
+                    best, best_gain = v, gain
+            row[d] = best
+        full = [int(v) for v in row]
+        return sum((d, full[d], e, full[e]) in uncovered for d in range(n) for e in range(d + 1, n)), full
+
+    while uncovered:
+        # Try a few starting pairs (the first uncovered ones, in a fixed order) and keep the row covering most.
+        starts = sorted(uncovered)[:: max(1, len(uncovered) // 8)][:8]
+        _, full = max((build(*start) for start in starts), key=lambda t: t[0])
+        uncovered -= {(d, full[d], e, full[e]) for d in range(n) for e in range(d + 1, n)}
         rows.append(full)
     return [{name: dimensions[name][v] for name, v in zip(names, row)} for row in rows]
 
@@ -197,7 +203,7 @@ def pairwise(dimensions: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 # or two chunks whose second (cached) chunk is longer than one token.
 SPLITS = ("one_by_one", "prompt_then_tokens", "two_chunks")
 # What the model checks vary besides the config: batch 1 and > 1; one token, an odd length, the longest.
-MODEL_CALL_DIMENSIONS: dict[str, tuple[Any, ...]] = {"B": (1, 2), "L": (1, 5, 8), "split": SPLITS}
+MODEL_CALL_DIMENSIONS: dict[str, tuple[Any, ...]] = {"B": (1, 2), "L": MODEL_LENGTHS, "split": SPLITS}
 
 
 @functools.cache
@@ -224,6 +230,16 @@ def model_cover() -> list[dict[str, Any]]:
     """The covering set of the model checks: every pair of (config field value, batch, length, cache split)
     meets in at least one row. Each row fixes the draws "config", "B", "L" and "split"."""
     return [dict(row) for row in _model_rows()]
+
+
+@functools.cache
+def call_shapes(config: ModelConfig) -> tuple[tuple[int, int], ...]:
+    """The (B, L) pairs the covering set runs ``config`` with: Hypothesis draws these too for a pooled config,
+    so exploring adds parameters and inputs, not new programs to compile. Any bucket pair for a free config."""
+    pairs = tuple(dict.fromkeys((row["B"], row["L"]) for row in model_cover() if row["config"] == config))
+    if pairs:
+        return pairs
+    return tuple((b, n) for b in MODEL_CALL_DIMENSIONS["B"] for n in MODEL_LENGTHS if n <= config.context_length)
 
 
 @functools.cache

@@ -30,17 +30,23 @@ def draw_other_params(case: Case, config: ModelConfig, name: str = "other_params
     return {k: case.rounded(v) for k, v in params.items()}, native
 
 
+def _draw_call_shape(case: Case, config: ModelConfig, max_length: int) -> tuple[int, int]:
+    """A batch size and length the covering set already runs ``config`` with (see ``cs.call_shapes``)."""
+    pairs = [(b, n) for b, n in cs.call_shapes(config) if n <= max_length] or [(1, 1)]
+    B = case.draw(st.sampled_from(sorted({b for b, _ in pairs})), "B")
+    L = case.draw(st.sampled_from(sorted({n for b, n in pairs if b == B})), "L")
+    return B, L
+
+
 def draw_stream(case: Case, config: ModelConfig, max_length: int = 8) -> np.ndarray:
     """A residual-stream input (B, L, D)."""
-    B = case.draw(st.sampled_from((1, 2)), "B")
-    L = case.draw(st.sampled_from(tuple(n for n in cs.LENGTHS if n <= max_length)), "L")
+    B, L = _draw_call_shape(case, config, max_length)
     return case.draw(cs.float_arrays((B, L, config.d_model), case.dtype, ("normal",)), "x")
 
 
 def draw_ids(case: Case, config: ModelConfig) -> np.ndarray:
     """Token ids (B, L) with L <= context length."""
-    B = case.draw(st.sampled_from((1, 2)), "B")
-    L = case.draw(st.sampled_from(tuple(n for n in cs.LENGTHS if n <= config.context_length)), "L")
+    B, L = _draw_call_shape(case, config, config.context_length)
     rng = np.random.default_rng(case.draw(st.integers(0, 2**16), "ids_seed"))
     return rng.integers(0, config.vocab_size, size=(B, L))
 
@@ -54,9 +60,9 @@ def draw_split(case: Case, length: int) -> list[int]:
     if kind == "one_by_one":
         return [1] * length
     if kind == "prompt_then_tokens":
-        first = case.draw(st.integers(1, length - 1), "first_chunk")
+        first = case.draw(st.sampled_from(tuple(n for n in cs.FIRST_CHUNKS if n < length)), "first_chunk")
         return [first] + [1] * (length - first)
-    first = case.draw(st.integers(1, max(1, length - 2)), "first_chunk")
+    first = case.draw(st.sampled_from(tuple(n for n in cs.FIRST_CHUNKS if n < length - 1) or (1,)), "first_chunk")
     return [first, length - first]
 
 

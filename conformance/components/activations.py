@@ -21,7 +21,7 @@ def _draw(case: Case) -> np.ndarray:
     return cs.draw_values(case, shape, REGIMES, "x")
 
 
-COVER = cs.covering(batch=cs.COVER_BATCHES, n=cs.COVER_LENGTHS, x_regime=REGIMES)
+COVER = cs.covering(batch=cs.BATCH_SHAPES, n=cs.COVER_LENGTHS, x_regime=REGIMES)
 
 
 def _compare(case: Case, method: str, expected_fn, **kwargs) -> None:

@@ -53,7 +53,7 @@ def _out_magnitude(case: Case, q, k, v):
 
 # Every option with every other: mask or none, causal or not, default or explicit scale, batch axes,
 # one query / one key, odd and longest lengths.
-SHAPES = {"batch": cs.COVER_BATCHES, "L": cs.COVER_LENGTHS, "S": (1, 5, 8), "scale": (None, 0.5)}
+SHAPES = {"batch": cs.BATCH_SHAPES, "L": cs.COVER_LENGTHS, "S": cs.COVER_LENGTHS, "scale": (None, 0.5)}
 COVER = cs.covering(**SHAPES, causal=(False, True), with_mask=(False, True))
 COVER_NO_FLAGS = cs.covering(**SHAPES)  # checks that fix causal and the mask themselves
 COVER_MASK = cs.covering(**SHAPES, with_mask=(False, True))  # checks that fix causal=False

@@ -23,7 +23,7 @@ def _draw_input(case: Case, regimes=("normal", "ties", "wide")) -> tuple[np.ndar
 
 def _cover(regimes=("normal", "ties", "wide")):
     """Every regime with every batch rank, length and axis (the first and the last)."""
-    return cs.covering(batch=cs.COVER_BATCHES, n=cs.COVER_LENGTHS, axis=(-1, 0), x_regime=regimes)
+    return cs.covering(batch=cs.BATCH_SHAPES, n=cs.COVER_LENGTHS, axis=(-1, 0), x_regime=regimes)
 
 
 def _sum_tolerance(case: Case, n: int) -> float:
