@@ -471,13 +471,20 @@ def read_weights(path: Path, config: ModelConfig) -> dict[str, np.ndarray]:
                 raise CheckpointError(
                     f"{path}: tensors mix dtypes {sorted(set(dtypes.values()))}; expected one float dtype for all", path=path
                 )
-            params = {name: handle.get_tensor(name) for name in parameter_shapes(config)}
     except SafetensorError as error:
         raise CheckpointError(
             f"{path}: not a readable safetensors file — truncated or corrupt ({error}); expected the weights "
             f"written by save_checkpoint",
             path=path,
         ) from None
+    from .storage import StorageError, open_safetensors
+
+    try:
+        # Memory-mapped views (copy-on-write), not copies: the backend's conversion is the one copy a load makes.
+        mapped = open_safetensors(path)
+    except StorageError as error:
+        raise CheckpointError(str(error), path=path) from None
+    params = {name: mapped[name] for name in parameter_shapes(config)}
     for name, array in params.items():
         if not np.isfinite(array).all():
             raise CheckpointError(

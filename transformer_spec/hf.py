@@ -23,7 +23,8 @@ GPT-2's ``Conv1D`` stores its weight as (in, out), the orientation of our
 ``linear``, so no matrix is transposed; the fused ``c_attn`` splits its 3·D
 outputs as q | k | v and each into heads, exactly as our ``attn.qkv`` does.
 The causal-mask buffers ``attn.bias`` / ``attn.masked_bias`` are not weights and
-are skipped. Only ``.safetensors`` files are read: a ``pytorch_model.bin`` is a
+are skipped. Only ``.safetensors`` files are read (memory-mapped, bfloat16
+included; see :mod:`transformer_spec.storage`): a ``pytorch_model.bin`` is a
 pickle, which this package never loads.
 """
 
@@ -217,47 +218,18 @@ def hf_state_from_params(params: Mapping[str, Any], config: ModelConfig) -> dict
 
 
 def read_hf_weights(folder: Path) -> dict[str, np.ndarray]:
-    """Every tensor of a Hugging Face folder's safetensors file(s), as NumPy arrays (never a pickle)."""
-    from safetensors import SafetensorError, safe_open
+    """Every tensor of a Hugging Face folder's safetensors file(s): memory-mapped, float16 / bfloat16 / float32 / float64.
 
-    single, index = folder / HF_WEIGHTS_FILE, folder / HF_WEIGHTS_INDEX_FILE
-    if single.is_file():
-        files = [single]
-    elif index.is_file():
-        document = read_config_document(index)
-        weight_map = document.get("weight_map")
-        if not isinstance(weight_map, dict):
-            raise HFImportError(
-                f'{index}: has no "weight_map" object; expected the shard index written by save_pretrained', path=index
-            )
-        files = [folder / name for name in sorted(set(weight_map.values()))]
-    else:
-        pickles = sorted(p.name for p in folder.glob("*.bin"))
-        hint = (
-            f" It has {', '.join(pickles)}, a pickle, which tspec never loads (it can run code): convert it with "
-            "transformers, model.save_pretrained(folder, safe_serialization=True)."
-            if pickles
-            else ""
-        )
-        raise HFImportError(f"{folder}: no {HF_WEIGHTS_FILE} (or {HF_WEIGHTS_INDEX_FILE}).{hint}", path=folder)
-    state: dict[str, np.ndarray] = {}
-    for path in files:
-        try:
-            with safe_open(str(path), framework="numpy") as handle:
-                for name in handle.keys():
-                    stored = handle.get_slice(name).get_dtype()
-                    if stored not in ("F16", "F32", "F64"):
-                        raise HFImportError(
-                            f"{path}: tensor {name!r} is stored as {stored}; expected F16, F32 or F64 "
-                            f"(re-save it as float32 with transformers: model.float().save_pretrained(folder))",
-                            path=path,
-                        )
-                    state[name] = handle.get_tensor(name)
-        except SafetensorError as error:
-            raise HFImportError(f"{path}: not a readable safetensors file — truncated or corrupt ({error})", path=path) from None
-        except FileNotFoundError:
-            raise HFImportError(f"{path}: listed in {HF_WEIGHTS_INDEX_FILE} but missing", path=path) from None
-    return state
+    One ``model.safetensors`` or the shards of ``model.safetensors.index.json``
+    (:mod:`transformer_spec.storage`); never a pickle (``pytorch_model.bin`` is
+    refused with the command that converts it).
+    """
+    from .storage import StorageError, read_folder_weights
+
+    try:
+        return read_folder_weights(folder)
+    except StorageError as error:
+        raise HFImportError(str(error), path=error.path) from None
 
 
 # ---------------------------------------------------------------------- the folder

@@ -92,7 +92,7 @@ def read_header(path: Path) -> tuple[dict[str, Any], int]:
 
 
 def open_safetensors(path: str | Path) -> dict[str, np.ndarray]:
-    """Every tensor of one ``.safetensors`` file as a read-only memory-mapped NumPy array (no data is read yet).
+    """Every tensor of one ``.safetensors`` file as a memory-mapped (copy-on-write) NumPy array; no data is read yet.
 
     Each entry is checked before any data is touched: a float dtype we can hold,
     offsets that match its shape and lie inside the file (a truncated file is
@@ -103,7 +103,9 @@ def open_safetensors(path: str | Path) -> dict[str, np.ndarray]:
     size = path.stat().st_size
     data_bytes = size - data_start
     tensors: dict[str, np.ndarray] = {}
-    file_map = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start, shape=(data_bytes,)) if data_bytes > 0 else None
+    # Copy-on-write ("c"): reads come from the file; a caller that updates a weight in place (an optimizer on the
+    # NumPy backend) gets private pages instead of an error, and the file never changes.
+    file_map = np.memmap(path, dtype=np.uint8, mode="c", offset=data_start, shape=(data_bytes,)) if data_bytes > 0 else None
     for name, entry in header.items():
         try:
             code, shape, (begin, end) = entry["dtype"], tuple(int(n) for n in entry["shape"]), entry["data_offsets"]
