@@ -144,3 +144,28 @@ def test_tokenizer_conformance_section_passes(tmp_path) -> None:
     write_tokenizer(tmp_path, "llama3")
     result = run_cli("conformance", "--tokenizer", str(tmp_path), env={"OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_template_post_processor_prefix_is_what_generation_prepends(tmp_path) -> None:
+    from tokenizers import processors
+
+    from transformer_spec.generate import encode_prompt
+
+    library = write_tokenizer(tmp_path, "llama3")
+    bos, end = library.token_to_id("<|im_start|>"), library.token_to_id("<|im_end|>")
+    library.post_processor = processors.Sequence(
+        [
+            processors.ByteLevel(trim_offsets=False),
+            processors.TemplateProcessing(
+                single="<|im_start|> $A <|im_end|>", special_tokens=[("<|im_start|>", bos), ("<|im_end|>", end)]
+            ),
+        ]
+    )
+    library.save(str(tmp_path / "tokenizer.json"))
+    ours = load_tokenizer(tmp_path)
+    assert (ours.template_prefix_ids, ours.template_suffix_ids) == ((bos,), (end,))
+    for text in PROBES[:6]:
+        if text:
+            expected = library.encode(text).ids  # the library's default: the template applied
+            assert [*ours.template_prefix_ids, *ours.encode(text, parse_special=True), *ours.template_suffix_ids] == expected
+    assert encode_prompt(ours, "Once upon a time")[0] == bos  # generation starts as transformers' tokenizer(prompt) does

@@ -490,7 +490,9 @@ def encode_prompt(tokenizer: Any, prompt: Any, *, function: str = "generate") ->
         raise GenerationError(f"{function}: prompt is a {type(prompt).__name__}, expected a str")
     if not prompt.strip():
         raise GenerationError(f"{function}: the prompt {prompt!r} is empty; expected some text to continue")
-    ids = tokenizer.encode(prompt)
+    # A tokenizer.json whose post-processor starts every text with special ids (Llama 3: <|begin_of_text|>) gets
+    # them here too, as transformers' tokenizer(prompt) would: the model was trained to see them first.
+    ids = list(getattr(tokenizer, "template_prefix_ids", ())) + tokenizer.encode(prompt)
     if not ids:
         raise GenerationError(
             f"{function}: the prompt {prompt!r} encodes to no tokens; expected text the tokenizer can represent"

@@ -278,6 +278,7 @@ class HFByteLevelBPETokenizer(ByteLevelBPETokenizer):
         self._normalize = build_normalizer(document.get("normalizer"), where)
         self._pre_tokenize = build_pre_tokenizer(document.get("pre_tokenizer"), where)
         self._ignore_merges = bool(model.get("ignore_merges", False))
+        self.template_prefix_ids, self.template_suffix_ids = _template_ids(document.get("post_processor"), where)
         self._document = dict(document)
         self._tokenizer_config = config
         template = chat_template if chat_template is not None else config.get("chat_template")
@@ -369,6 +370,41 @@ class HFByteLevelBPETokenizer(ByteLevelBPETokenizer):
     @classmethod
     def load(cls, directory: str | Path, *, hf_config: Mapping[str, Any] | None = None) -> HFByteLevelBPETokenizer:  # type: ignore[override]
         return load_hf_tokenizer(directory, hf_config=hf_config)
+
+
+def _template_ids(spec: Any, where: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The special ids a ``TemplateProcessing`` post-processor puts before and after one sequence (``single``).
+
+    Llama 3's is ``<|begin_of_text|> $A``: the ``tokenizers`` library (and
+    ``transformers``' ``tokenizer(text)``) prepends that id by default. Our
+    ``encode`` never adds ids silently (``add_special`` means bos + eos), so the
+    prefix is kept here for callers that want the library's default, such as
+    :func:`transformer_spec.generate.encode_prompt`.
+    """
+    if not isinstance(spec, dict):
+        return (), ()
+    if spec.get("type") == "Sequence":
+        for step in spec.get("processors", []):
+            found = _template_ids(step, where)
+            if found != ((), ()):
+                return found
+        return (), ()
+    if spec.get("type") != "TemplateProcessing":
+        return (), ()
+    specials = spec.get("special_tokens") or {}
+    prefix: list[int] = []
+    suffix: list[int] = []
+    seen_sequence = False
+    for piece in spec.get("single") or []:
+        if "Sequence" in piece:
+            seen_sequence = True
+        elif "SpecialToken" in piece:
+            name = piece["SpecialToken"].get("id")
+            ids = (specials.get(name) or {}).get("ids")
+            if not isinstance(ids, list):
+                raise TokenizerFileError(f"{where}: post_processor names special token {name!r} without its ids")
+            (suffix if seen_sequence else prefix).extend(int(i) for i in ids)
+    return tuple(prefix), tuple(suffix)
 
 
 def render_chat_template(template: str, messages: Sequence[Mapping[str, Any]], **variables: Any) -> str:
