@@ -35,7 +35,7 @@ from .conftest import BACKENDS, ROOT, run_cli
 
 TINY = [
     "train", "--preset", "smoke", "--documents", "60", "--d-model", "16", "--n-layers", "1", "--n-heads", "2",
-    "--d-ff", "32", "--model-context", "16", "--context-length", "16", "--batch-size", "4", "--threads", "1",
+    "--d-ff", "32", "--model-context", "64", "--context-length", "16", "--batch-size", "4", "--threads", "1",
 ]  # fmt: skip
 STEPS = 6
 ENV = {"OMP_NUM_THREADS": "1"}
@@ -156,6 +156,69 @@ def test_world_size_that_does_not_divide_the_batch_is_refused_before_any_work(tm
     assert time.monotonic() - started < 30
 
 
+# ---------------------------------------------------------------------- the weighting, exactly (float64, one process)
+
+
+@needs_torch
+@pytest.mark.parametrize("scored_rows", [(16, 16, 16, 16), (16, 9, 3, 1), (12, 5, 0, 0)])
+def test_parts_weighted_by_scored_targets_give_the_whole_batch_gradient(monkeypatch, scored_rows):
+    """What each rank computes, combined as the group combines it, is the single-process loss and gradient of the
+    global batch — in float64, to the float64 composite row, also when the parts score very different numbers of
+    targets (fine-tuning's masked prompts and padding), or one part scores none."""
+    import socket
+
+    import torch
+    import torch.distributed as dist
+
+    from transformer_spec.backends import load_backend
+    from transformer_spec.backends import model as shared_model
+    from transformer_spec.backends.cache import NoCache
+    from transformer_spec.backends.torch.parallel import TorchDataParallel
+    from transformer_spec.spec.config import ModelConfig
+    from transformer_spec.spec.model import init_parameters
+    from transformer_spec.train.data import IGNORE_INDEX
+
+    backend = load_backend("torch")
+    config = ModelConfig(vocab_size=32, context_length=16, d_model=16, n_heads=2, n_layers=1, d_ff=32)
+    params = {n: backend.asarray(p.astype(np.float64), "float64") for n, p in init_parameters(config, 3).items()}
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, 32, size=(4, 16))
+    targets = rng.integers(0, 32, size=(4, 16))
+    for row, scored in enumerate(scored_rows):
+        targets[row, : 16 - scored] = IGNORE_INDEX  # the prompt and padding of an example are not scored
+
+    value_and_grad = backend.value_and_grad(
+        lambda p, i, t: shared_model.loss(backend.ops, p, config, i, t, NoCache(), IGNORE_INDEX)
+    )
+    as_torch = lambda a: backend.asarray(a, "int64")  # noqa: E731
+    whole_loss, whole_grads = value_and_grad(params, as_torch(ids), as_torch(targets))
+
+    with socket.socket() as probe:  # a real gloo group of one process: combine's packing, all-reduce, unpacking
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {"WORLD_SIZE": "1", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}.items():
+        monkeypatch.setenv(name, value)
+    group = TorchDataParallel(backend, timeout=30)
+    try:
+        group.shards = group.processes = 2  # what ranks 0 and 1 of two would compute, one after the other
+        loss, grads = 0.0, {n: 0.0 for n in params}
+        for rank in (0, 1):
+            group.rank = rank
+            part = group.part(4)
+            part_loss, part_grads = value_and_grad(params, as_torch(ids[part]), as_torch(targets[part]))
+            part_loss, part_grads = group.combine(part_loss, part_grads, group.weight(targets, IGNORE_INDEX))
+            loss = loss + part_loss  # the sum the all-reduce of two ranks takes
+            grads = {n: grads[n] + part_grads[n] for n in params}
+    finally:
+        dist.destroy_process_group()
+    tol = tolerance("float64", "composite")
+    assert abs(float(loss) - float(whole_loss)) <= tol.atol + tol.rtol * abs(float(whole_loss))
+    for name in params:
+        got, expected = grads[name].numpy(), whole_grads[name].numpy()
+        assert np.all(np.abs(got - expected) <= tol.atol + tol.rtol * np.abs(expected).max()), name
+    assert isinstance(loss, torch.Tensor)
+
+
 # ---------------------------------------------------------------------- PyTorch: 2 processes, gloo
 
 
@@ -184,12 +247,26 @@ def interrupt_after_first_step(folder: Path) -> int:
 @pytest.mark.slow
 @needs_torch
 def test_torch_two_processes_equal_one_and_resume_with_any_number(tmp_path):
+    """Pretraining and fine-tuning on 2 processes equal 1 process; an interrupted 2-process run, resumed on 2
+    processes, equals the uninterrupted one exactly, and resumed on 1, within the row."""
     steps = ["--steps", str(STEPS), "--quiet"]
     one, two = tmp_path / "one", tmp_path / "two"
     assert tspec(*steps, "--out", str(one)).returncode == 0
     launched = tspec(*steps, "--out", str(two), "--nproc", "2")
     assert launched.returncode == 0, launched.stderr
     assert_same_run(one, two)
+
+    # Fine-tuning: masked prompts and padding (each half of the batch scores a different number of targets) and
+    # replay rows (the global batch is 4 examples + 2 pretraining windows, 3 rows per process).
+    tuned = {}
+    for name, extra in (("tuned_one", []), ("tuned_two", ["--nproc", "2"])):
+        tuned[name] = tmp_path / name
+        run = run_cli(
+            "finetune", "--checkpoint", str(one), "--out", str(tuned[name]), "--preset", "smoke", "--steps", str(STEPS),
+            "--threads", "1", "--quiet", *extra, env=ENV, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+    assert_same_run(tuned["tuned_one"], tuned["tuned_two"])
 
     # Interrupt a 2-process run: rank 1 is frozen after step 1 (rank 0 is saving step 1's checkpoint, then waits in
     # step 2's all-reduce), Ctrl-C reaches the launcher, which passes it on; rank 1 goes on, and both agree to stop

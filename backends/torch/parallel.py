@@ -61,6 +61,11 @@ class TorchDataParallel(DataParallel):
                     f"--backend torch:{device}: with several processes per machine each uses GPU LOCAL_RANK; "
                     f"give --backend torch:cuda (no index) or set CUDA_VISIBLE_DEVICES per process"
                 )
+            if local >= torch.cuda.device_count():
+                raise ConfigError(
+                    f"rank {rank} has LOCAL_RANK {local}, but this machine has {torch.cuda.device_count()} CUDA device(s); "
+                    f"expected at most one process per GPU (--nproc / --nproc-per-node <= {torch.cuda.device_count()})"
+                )
             device = torch.device("cuda", local)
             torch.cuda.set_device(device)
             backend.torch_device, backend.device = device, str(device)  # this rank's GPU

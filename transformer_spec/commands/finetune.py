@@ -26,7 +26,7 @@ HELP = "fine-tune a checkpoint on question/answer, chat or instruction JSONL (lo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from transformer_spec.train.cli import add_backend_options, add_training_options
+    from transformer_spec.train.cli import add_backend_options, add_parallel_options, add_training_options
     from transformer_spec.train.config import PRESETS
 
     run = parser.add_argument_group("run")
@@ -54,21 +54,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_training_options(parser, "default: the shipped model's fine-tuning")
     add_backend_options(parser)
+    add_parallel_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from transformer_spec.train.cli import (
         apply_training_changes,
+        check_parallel_batch,
         check_run_paths,
         interrupted,
         quiet_signals,
         report,
         resume_changes,
+        saved_global_batch,
         setup_backend,
+        setup_parallel,
         training_changes,
     )
     from transformer_spec.train.config import get_preset
     from transformer_spec.train.data import check_batch_shape
+    from transformer_spec.train.distributed import launch
     from transformer_spec.train.pipeline import finetune_examples, replay_documents, replay_spec, resume, start_finetuning
 
     if bool(args.out) == bool(args.resume):
@@ -82,8 +87,20 @@ def run(args: argparse.Namespace) -> int:
         if args.checkpoint or args.data or args.eval_data:
             raise ConfigError("--resume continues with the run's own model and data; drop --checkpoint / --data / --eval-data")
         changes = resume_changes(args)
+        check_parallel_batch(args, saved_global_batch(args.resume), resuming=True)  # data-parallel: before any work
+        if args.nproc is not None:
+            return launch(args.nproc, args.peer_timeout)
         backend = setup_backend(args)
-        trainer = resume(backend, args.resume, engine=args.engine, compile=args.compile, changes=changes, progress=not args.quiet)
+        parallel = setup_parallel(args, backend)
+        trainer = resume(
+            backend,
+            args.resume,
+            engine=args.engine,
+            compile=args.compile,
+            changes=changes,
+            progress=not args.quiet,
+            parallel=parallel,
+        )
     else:
         from transformer_spec.hf import load_checkpoint_source
 
@@ -112,7 +129,11 @@ def run(args: argparse.Namespace) -> int:
         if "context_length" not in training_changes(args):
             config = config.with_changes(context_length=min(config.context_length, base.config.context_length))
         check_batch_shape(config.batch_size, config.context_length, base.config.context_length)
+        check_parallel_batch(args, config.batch_size, rows if replay is not None else 0)  # data-parallel: before work
+        if args.nproc is not None:
+            return launch(args.nproc, args.peer_timeout)
         backend = setup_backend(args)
+        parallel = setup_parallel(args, backend)
         trainer = start_finetuning(
             backend,
             base,
@@ -125,10 +146,14 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
             examples=examples,
             replay=replay_text,
+            parallel=parallel,
         )
     with quiet_signals():  # a second Ctrl-C after training, before the exit, ends quietly too
         result = trainer.run()
         if result.stopped == "interrupted":
             return interrupted(result, NAME)
-        report(result, "fine-tuned")
+        if parallel is None or parallel.rank == 0:
+            report(result, "fine-tuned")
+    if parallel is not None:
+        parallel.close()
     return 0

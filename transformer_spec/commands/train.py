@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         quiet_signals,
         report,
         resume_changes,
+        saved_global_batch,
         setup_backend,
         setup_parallel,
         training_changes,
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     check_run_paths(args)  # before any work: a run must not die at its final save
     if args.resume:
         changes = resume_changes(args)
-        check_parallel_batch(args, _saved_batch_size(args.resume))  # any number of processes may resume a run
+        check_parallel_batch(args, saved_global_batch(args.resume), resuming=True)  # any number of processes may resume a run
         if args.nproc is not None:
             return launch(args.nproc, args.peer_timeout)
         backend = setup_backend(args)
@@ -183,14 +184,6 @@ def run(args: argparse.Namespace) -> int:
     if parallel is not None:
         parallel.close()
     return 0
-
-
-def _saved_batch_size(run_dir: str) -> int:
-    from pathlib import Path
-
-    from transformer_spec.train.trainer import _read_state
-
-    return int(_read_state(Path(run_dir))["config"]["batch_size"])
 
 
 def _note_unreplayable(args: argparse.Namespace) -> None:

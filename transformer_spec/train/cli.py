@@ -85,8 +85,9 @@ def setup_parallel(args: argparse.Namespace, backend):
     return setup_parallel(backend, devices, asked, getattr(args, "peer_timeout", 300.0))
 
 
-def check_parallel_batch(args: argparse.Namespace, batch_size: int) -> None:
-    """Before any work: the global batch must split over the processes (x devices) asked for, where known now."""
+def check_parallel_batch(args: argparse.Namespace, batch_size: int, replay_rows: int = 0, resuming: bool = False) -> None:
+    """Before any work: the global batch (``batch_size`` sequences, plus fine-tuning's ``replay_rows``) must split
+    evenly over the processes (x devices) asked for, where that is known now (``resuming``: the batch is fixed)."""
     from .distributed import launched_processes, parse_devices
 
     nproc = getattr(args, "nproc", None)
@@ -95,14 +96,35 @@ def check_parallel_batch(args: argparse.Namespace, batch_size: int) -> None:
     processes = nproc if nproc is not None else launched_processes()
     devices = parse_devices(args.devices) if getattr(args, "devices", None) is not None else 1
     shards = processes * (devices or 1)
-    if shards > 1 and batch_size % shards:
-        what = f"{processes} processes" if devices in (1, None) else f"{processes} x {devices} devices"
+    rows = batch_size + replay_rows
+    if shards > 1 and rows % shards:
         if processes == 1:
             what = f"{devices} devices"
-        raise ConfigError(
-            f"the global batch of {batch_size} sequences does not split evenly over {what}; expected --batch-size "
-            f"a multiple of {shards} (e.g. --batch-size {max(shards, batch_size - batch_size % shards)})"
-        )
+        else:
+            what = f"{processes} processes" if devices in (1, None) else f"{processes} x {devices} devices"
+        fits = max(shards, rows - rows % shards) - replay_rows
+        if replay_rows:
+            batch = f"{rows} rows ({batch_size} examples + {replay_rows} replay rows)"
+        else:
+            batch = f"{rows} sequences"
+        if resuming:
+            divisors = [n for n in range(1, rows + 1) if rows % n == 0]
+            listed = ", ".join(map(str, divisors[:-1])) + f" or {divisors[-1]}" if len(divisors) > 1 else "1"
+            advice = f"the run's batch is fixed: resume it on a number of processes that divides {rows} ({listed})"
+        else:
+            advice = f"expected a multiple of {shards}" + (
+                f" (e.g. --batch-size {fits})" if fits >= 1 else " (change --batch-size or --replay-rows)"
+            )
+        raise ConfigError(f"the global batch of {batch} does not split evenly over {what}; {advice}")
+
+
+def saved_global_batch(run_dir: str) -> int:
+    """The global batch rows of the run saved in ``run_dir`` (its batch size, plus fine-tuning's replay rows)."""
+    from .trainer import _read_state
+
+    state = _read_state(Path(run_dir))
+    replay = (state.get("data") or {}).get("replay") or {}
+    return int(state["config"]["batch_size"]) + int(replay.get("rows", 0) or 0)
 
 
 def add_training_options(parser: argparse.ArgumentParser, preset_help: str) -> None:

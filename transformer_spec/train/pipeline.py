@@ -251,6 +251,7 @@ def start_finetuning(
     extra_metadata: dict[str, Any] | None = None,
     examples=None,
     replay: Documents | None = None,
+    parallel: Any = None,
 ) -> Trainer:
     """A fine-tuning run starting from ``checkpoint`` (a :class:`transformer_spec.checkpoint.Checkpoint`).
 
@@ -279,6 +280,7 @@ def start_finetuning(
         data_spec=data_spec,
         overwrite=overwrite,
         progress=progress,
+        parallel=parallel,
     )
 
 
