@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     with quiet_signals():  # a second Ctrl-C after training, before the exit, ends quietly too
         result = trainer.run()
         if result.stopped == "interrupted":
-            return interrupted(result, NAME)
+            return interrupted(result, NAME, quiet=parallel is not None and parallel.rank > 0)
         if parallel is None or parallel.rank == 0:
             report(result, "fine-tuned")
     if parallel is not None:

@@ -258,16 +258,19 @@ def quiet_signals() -> Iterator[None]:
             signal.signal(number, old)
 
 
-def interrupted(result, command: str) -> int:
-    """The closing line of a run stopped by a signal; the exit status a shell expects (130 for SIGINT, 143 for SIGTERM)."""
+def interrupted(result, command: str, quiet: bool = False) -> int:
+    """The closing line of a run stopped by a signal; the exit status a shell expects (130 for SIGINT, 143 for SIGTERM).
+
+    ``quiet``: no line (the data-parallel ranks other than 0, whose rank 0 says it)."""
     from .trainer import SIGNAL_EXIT_STATUS
 
     where = result.out_dir
     what = "SIGTERM" if result.signal == "SIGTERM" else "interrupted"
-    print(
-        f"{what}: stopped after step {result.step}; saved to {where}; continue with: tspec {command} --resume {where}",
-        file=sys.stderr,
-    )
+    if not quiet:
+        print(
+            f"{what}: stopped after step {result.step}; saved to {where}; continue with: tspec {command} --resume {where}",
+            file=sys.stderr,
+        )
     status = SIGNAL_EXIT_STATUS.get(result.signal or "SIGINT", 130)
     if result.signal is not None:
         # A signal asked the process to end, and everything is saved (committed and fsynced). Leave now: the

@@ -616,9 +616,12 @@ class _signals_request_stop:
                 os._exit(SIGNAL_EXIT_STATUS["SIGINT"])
         self.trainer.request_stop(name)
         what = "Ctrl-C" if name == "SIGINT" else name
-        print(
-            f"\n{what}: finishing this step and saving a checkpoint (send it again to stop at once)", file=sys.stderr, flush=True
-        )
+        if _writes(self.trainer.parallel):  # data-parallel: rank 0 speaks for all
+            print(
+                f"\n{what}: finishing this step and saving a checkpoint (send it again to stop at once)",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
