@@ -229,3 +229,19 @@ def test_cli_generates_from_a_llama_folder(folders) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout == checkpoint.tokenizer.decode(expected, skip_special=True) + "\n"
+
+
+@pytest.mark.parametrize("backend_name", BACKENDS)
+def test_computing_in_half_precision(backend_name, folders) -> None:
+    from transformer_spec import load_model
+
+    folder, _ = folders["llama"]
+    text = "Once upon a time 東京"
+    reference = load_model(folder, backend="numpy").logits(text)
+    backend = load_backend(backend_name)
+    for dtype in ("bfloat16", "float16"):
+        if dtype not in backend.dtypes:
+            continue
+        model = load_model(folder, backend=backend_name, dtype=dtype)
+        tol = tolerance(dtype, "composite")
+        np.testing.assert_allclose(model.logits(text).astype(np.float32), reference, rtol=tol.rtol, atol=tol.atol)
