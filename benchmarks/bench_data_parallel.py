@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         flags = {"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
         configs["jax, 1 device"] = (["--backend", "jax", *steps], flags)
         configs[f"jax, {n} devices"] = (["--backend", "jax", *steps, "--devices", str(n)], flags)
+    load_before = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
     for round_index in range(args.rounds):
         for name, (cli, env) in configs.items():
@@ -87,7 +88,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<24} {rate:>17,.0f} {wall:>8.1f}")
     path = write_results(
         "data_parallel",
-        {"command": "tspec train " + " ".join(MODEL) + f" --steps {args.steps}", "cpu_count": os.cpu_count(), "rows": rows},
+        {
+            "command": "tspec train " + " ".join(MODEL) + f" --steps {args.steps}",
+            "cpu_count": os.cpu_count(),
+            "load_average_before": load_before,
+            "note": (
+                "tokens/s: global-batch tokens over the seconds spent in training steps (the all-reduce and, for JAX, "
+                "the first steps' compilation included), median of the rounds; wall: the whole command. Every process "
+                "uses one thread. On a machine with fewer free cores than processes, no speed-up is expected."
+            ),
+            "rows": rows,
+        },
         args.out,
     )
     print(f"written to {path}")
