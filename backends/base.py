@@ -74,6 +74,7 @@ class Ops:
         self.backend = backend
         for kernel in KERNELS:
             setattr(self, kernel[1:], getattr(backend, kernel))
+        self.rotary_per_row = backend.rotary_positions_per_row
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Ops) and self.backend.compile_key() == other.backend.compile_key()
@@ -120,6 +121,9 @@ class Backend:
     dtypes: tuple[str, ...] = ("float32", "float64")  # float dtypes this backend computes in
     supports_autodiff: bool = False  # whether value_and_grad works
     device: str = "cpu"
+    # Whether ``_rotary`` also takes per-row positions (B, 1, L), broadcast over the heads (a left-padded batch).
+    # Without it the model rotates one row at a time, so a kernel written for (L,) positions keeps working.
+    rotary_positions_per_row: bool = False
 
     def compile_key(self) -> Any:
         """What makes two backends interchangeable for a compiled program (default: being the same object)."""

@@ -71,6 +71,17 @@ def repeat_kv(ops: Any, config: ModelConfig, x: Any) -> Any:
     return ops.reshape(x, (B, Hkv * group, S, Dh))  # (B, H, S, Dh)
 
 
+def rotate(ops: Any, x: Any, positions: Any, base: float) -> Any:
+    """Rotary positions on x (B, heads, L, Dh): positions (L,) for every row, or (B, L), each row its own."""
+    if len(positions.shape) == 1:
+        return ops.rotary(x, positions, base)
+    B, _, L, _ = x.shape
+    if ops.rotary_per_row:  # the kernel broadcasts (B, 1, L) positions over the heads
+        return ops.rotary(x, ops.reshape(positions, (B, 1, L)), base)
+    # A kernel written for the (L,) positions of the 0.1 contract: one row at a time.
+    return ops.concat([ops.rotary(x[b : b + 1, ...], positions[b, ...], base) for b in range(B)], 0)  # (B, heads, L, Dh)
+
+
 def attention(
     ops: Any, params: Params, config: ModelConfig, x: Any, prefix: str, positions: Any, cache: Any, layer: int
 ) -> tuple[Any, Any]:
@@ -78,10 +89,7 @@ def attention(
     B, L, D = x.shape
     q, k, v = split_heads(ops, params, config, x, prefix)  # (B, H, L, Dh), (B, Hkv, L, Dh) × 2
     if config.positional == "rotary":
-        if len(positions.shape) == 2:  # per-row positions of a left-padded batch (B, L)
-            positions = ops.reshape(positions, (B, 1, L))  # (B, 1, L): the same positions for every head
-        q = ops.rotary(q, positions, config.rope_base)
-        k = ops.rotary(k, positions, config.rope_base)
+        q, k = rotate(ops, q, positions, config.rope_base), rotate(ops, k, positions, config.rope_base)
     cache, keys, values, mask, causal = cache.attend(ops, layer, k, v)  # keys, values (B, Hkv, S, Dh)
     keys, values = repeat_kv(ops, config, keys), repeat_kv(ops, config, values)  # (B, H, S, Dh)
     out, _ = ops.attention(q, keys, values, mask, causal, 1.0 / math.sqrt(config.head_dim), False)  # (B, H, L, Dh)

@@ -35,6 +35,12 @@ Shapes
 ``(length, dim)``; ``rotary(x, positions, base=10000)`` with ``x``:
 ``(..., L, Dh)`` and integer ``positions``: ``(L,)`` → the shape of ``x``.
 
+Inside the model a left-padded batch gives each row its own positions. A
+backend whose ``_rotary`` kernel also takes positions ``(B, 1, L)`` (one row of
+positions per batch row, broadcast over the heads) says so with
+``rotary_positions_per_row = True``; otherwise the model rotates one row at a
+time with ``(L,)`` positions, so a kernel of the original contract keeps working.
+
 Errors
 ------
 ``ShapeError`` for an odd ``dim``/``Dh`` or ``positions`` not of shape ``(L,)``;

@@ -150,3 +150,17 @@ print("untouched")
     env = {k: v for k, v in os.environ.items() if k != "TSPEC_JAX_CACHE_DIR"}
     done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0 and "untouched" in done.stdout, done.stderr[-2000:]
+
+
+def test_a_rotary_kernel_of_the_old_contract_serves_a_padded_batch():
+    """Batched generation passes per-row positions; a kernel that only takes (L,) positions gets one row at a time."""
+    old, reference = KernelsOnlyBackend(), NumpyBackend()
+    assert not old.rotary_positions_per_row and reference.rotary_positions_per_row
+    outputs = []
+    for backend in (old, reference):
+        params = {name: backend.asarray(p) for name, p in init_parameters(CONFIG, 0).items()}
+        ids = backend.asarray(np.array([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]]), "int64")  # row 0 has two slots of padding
+        cache = backend.init_padded_cache(CONFIG, (2, 0))
+        logits, _ = backend.model_forward(params, CONFIG, ids, cache)
+        outputs.append(backend.to_numpy(logits))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)

@@ -25,6 +25,7 @@ class JaxBackend(Backend):
     name = "jax"
     array_type = jax.Array
     supports_autodiff = True
+    rotary_positions_per_row = True
 
     def __init__(self, device: str | None = None, jit: bool = True, donate_cache: bool = True) -> None:
         if not isinstance(jit, bool) or not isinstance(donate_cache, bool):

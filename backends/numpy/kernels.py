@@ -30,6 +30,7 @@ class NumpyBackend(Backend):
     name = "numpy"
     array_type = np.ndarray
     dtypes = ("float16", "float32", "float64")
+    rotary_positions_per_row = True  # positions (L,) or (B, 1, L): the angles broadcast
 
     # ---------------------------------------------------------------- conversion
     def _asarray(self, x, dtype):

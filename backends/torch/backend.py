@@ -20,6 +20,7 @@ class TorchBackend(TorchHooks, TorchSampling, TorchKernels, Backend):
     array_type = torch.Tensor
     dtypes = ("float16", "bfloat16", "float32", "float64")
     supports_autodiff = True
+    rotary_positions_per_row = True
 
     def __init__(self, device: str = "cpu", compile: bool = False):
         if not isinstance(compile, bool):
