@@ -180,7 +180,7 @@ def _matrix(m: np.ndarray, rows: list[str], columns: list[str], digits: int = 2,
             cells = [f"**{c}**" for c in cells]
             name = f"**{name}**"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return '<div class="tspec-compact" markdown>\n\n' + "\n".join(lines) + "\n\n</div>"
 
 
 @generator
