@@ -40,10 +40,10 @@ def replay(backend: Any, invariant_id: str, dtype: str, draws: list[Any], exit_o
     try:
         checks[invariant_id].fn(case)
     except InvariantViolation as violation:
-        message = f"FAILED {invariant_id} [{dtype}]: {violation.message}"
+        message = f"FAILED {invariant_id}{f' [{dtype}]' if dtype else ''}: {violation.message}"
         if not exit_on_failure:
             return message
         print(message)
         sys.exit(1)
-    print(f"{invariant_id} [{dtype}] holds on these inputs")
+    print(f"{invariant_id}{f' [{dtype}]' if dtype else ''} holds on these inputs")
     return None

@@ -233,6 +233,10 @@ def selected_checks(
         what = f"-k {keyword!r}" if keyword else "the selection"
         if components:
             what += f" in component(s) {', '.join(components)}"
+        others = [c for c in checks.values() if c.subject != subject and matches(c.id)]
+        if others:
+            where = "--tokenizer PATH" if others[0].subject == TOKENIZER else "--backend NAME"
+            raise ValueError(f"{what} selects only {others[0].subject} checks ({others[0].id}, ...); run them with {where}")
         raise ValueError(
             f"{what} selects no invariant; ids are component.name (e.g. softmax.sums_to_one), components: {', '.join(names)}"
         )

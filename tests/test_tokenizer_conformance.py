@@ -63,7 +63,9 @@ def test_every_tokenizer_invariant_has_a_tokenizer_check_and_backend_runs_skip_t
     assert set(load_all_checks(TOKENIZER)) == TOKENIZER_IDS
     assert not set(load_all_checks(BACKEND)) & TOKENIZER_IDS
     assert spec.COMPONENTS[0].name == "tokenizer"  # first in pipeline order
-    assert run("numpy", profile="dev", keyword="tokenizer", seed=0).results == []
+    # A backend run selects no tokenizer check: an error that points to --tokenizer, never an empty pass.
+    with pytest.raises(ValueError, match="--tokenizer"):
+        run("numpy", profile="dev", keyword="tokenizer", seed=0)
 
 
 # ------------------------------------------------------------------ our tokenizers
@@ -142,8 +144,9 @@ def test_a_tokenizer_failure_has_a_repro_that_reproduces():
         cwd=ROOT,
         env={**os.environ, "PYTHONIOENCODING": "utf-8"},
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # the repro ends by replaying the check, which fails again
     assert "\ufffd" in done.stdout  # the broken piece the stream showed
+    assert "FAILED tokenizer.stream_matches_decode:" in done.stdout
 
 
 def test_the_repro_loads_a_folder_with_tspec_and_a_target_with_conformance(bpe_dir):
