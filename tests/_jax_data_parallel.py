@@ -9,6 +9,11 @@ Trains the same tiny model with the same seed and global batch:
 * ``resumed_one``: ... and, from a copy of the same folder, resumed on one device.
 
 Prints one JSON line: per-step losses and final weights of every run (as lists), so the test compares them.
+
+``python tests/_jax_data_parallel.py hosts FOLDER``: instead, this process is one of several "hosts" (JAX's
+``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID`` set by the caller, one CPU device each,
+gloo collectives): it joins the others, trains ``hosts`` on the mesh over every host's device into FOLDER
+(process 0 writes), and process 0 prints the JSON line.
 """
 
 from __future__ import annotations
@@ -38,7 +43,29 @@ DATA = {
 }  # no evaluation: one compile fewer
 
 
+def hosts(folder: str) -> None:
+    from transformer_spec.train.distributed import join_hosts_if_asked
+
+    join_hosts_if_asked("jax", 60)  # before the backend touches a device
+    backend = load_backend("jax")
+    parallel = backend.data_parallel()
+    documents = pretraining_documents(DATA)
+    tokenizer = train_tokenizer(documents[0], 300)
+    model = ModelConfig(vocab_size=tokenizer.vocab_size, context_length=16, d_model=16, n_heads=2, n_layers=1, d_ff=32)
+    config = TrainConfig.create(steps=STEPS, batch_size=4, context_length=16, lr=1e-2, seed=SEED, eval_batches=1)
+    trainer = start_pretraining(
+        backend, model, tokenizer, config, DATA, out_dir=folder, progress=False, documents=documents, parallel=parallel
+    )
+    result = trainer.run()
+    params = trainer.engine.params_numpy()
+    if parallel.rank == 0:
+        run = {"stopped": result.stopped, "losses": result.losses, "params": _lists(params)}
+        print(json.dumps({"processes": parallel.processes, "shards": parallel.shards, "hosts": run}))
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["hosts"]:
+        return hosts(sys.argv[2])
     import jax
 
     assert len(jax.devices()) == 2, f"expected 2 virtual devices, got {jax.devices()}"

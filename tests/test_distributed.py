@@ -43,6 +43,14 @@ needs_torch = pytest.mark.skipif("torch" not in BACKENDS, reason="PyTorch is not
 needs_jax = pytest.mark.skipif("jax" not in BACKENDS, reason="JAX is not installed")
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def within_tolerance(got, expected) -> float:
     """The worst excess over the data-parallel row (<= 0 when every element is within it)."""
     tol = tolerance("float32", "data_parallel")
@@ -319,22 +327,50 @@ def test_torch_one_rank_fails_the_others_stop_in_bounded_time(tmp_path, failure)
 
 @pytest.mark.slow
 @needs_jax
-def test_jax_two_devices_equal_one_and_resume_with_any_number():
-    environment = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-        "TSPEC_TEST_STEPS": str(STEPS),
-        **ENV,
-    }
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "_jax_data_parallel.py")],
-        capture_output=True, text=True, timeout=300, cwd=ROOT, env=environment,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    runs = json.loads(result.stdout.strip().splitlines()[-1])
+def test_jax_two_devices_and_two_hosts_equal_one_and_resume_with_any_number(tmp_path):
+    """One process with 2 virtual devices (one device, two devices, interrupted and resumed on two and on one), and
+    at the same time two processes as two hosts (jax.distributed, gloo between them, one CPU device each)."""
+    helper = [sys.executable, str(ROOT / "tests" / "_jax_data_parallel.py")]
+    base = {**os.environ, "PYTHONPATH": str(ROOT), "TSPEC_TEST_STEPS": str(STEPS), **ENV}
+    base.pop("XLA_FLAGS", None)
+    port = free_port()
+    processes = [
+        subprocess.Popen(
+            [*helper, "hosts", str(tmp_path / "hosts")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+            env={
+                **base, "JAX_COORDINATOR_ADDRESS": f"127.0.0.1:{port}", "JAX_NUM_PROCESSES": "2",
+                "JAX_PROCESS_ID": str(process_id), "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
+            },
+        )
+        for process_id in (0, 1)
+    ]  # fmt: skip
+    processes.append(
+        subprocess.Popen(
+            helper,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+        )  # fmt: skip
+    )
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=300))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    assert [p.returncode for p in processes] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+    runs = json.loads(outputs[2][0].strip().splitlines()[-1])
     assert runs["shards"] == 2
     assert runs["interrupted"]["stopped"] == "interrupted" and len(runs["interrupted"]["losses"]) == 3
+    hosts = json.loads(outputs[0][0].strip().splitlines()[-1])
+    assert hosts["processes"] == 2 and hosts["shards"] == 2
+    assert not [line for line in outputs[1][0].splitlines() if line.startswith("{")]  # process 0 reports, not 1
+    runs["hosts"] = hosts["hosts"]
 
     def same(a: str, b: str, exact: bool = False) -> None:
         A, B = runs[a], runs[b]
@@ -351,6 +387,9 @@ def test_jax_two_devices_equal_one_and_resume_with_any_number():
     same("two", "resumed_two", exact=True)
     same("one", "resumed_one")
     same("two", "resumed_one")
+    same("one", "hosts")
+    same("two", "hosts")
+    assert (tmp_path / "hosts" / "model.safetensors").is_file()
 
 
 @needs_jax
