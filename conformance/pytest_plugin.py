@@ -39,13 +39,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def conformance_backend(pytestconfig: pytest.Config):
     from transformer_spec.backends import load_backend
 
-    from .runner import check_signature
+    from .runner import check_signature, enable_jax_cache
 
     name = pytestconfig.getoption("--backend") or os.environ.get("TSPEC_BACKEND", "numpy")
     backend = load_backend(name)
     missing = check_signature(backend)
     if missing:
         pytest.exit(f"backend {backend.name!r} is missing kernels: {', '.join(missing)}", returncode=2)
+    enable_jax_cache(backend)  # compiled programs kept between runs, as with tspec conformance
     return name, backend
 
 
