@@ -295,6 +295,7 @@ def generate_batch(
     per prompt. See :func:`generate_batch_tokens` for how the batch is computed.
     Sliding past the context (``overflow="slide"``) and streaming are single-prompt
     features: a batched row that fills the context stops with ``"context_full"``.
+    ``prefill_seconds`` / ``decode_seconds`` of every result are the whole batch's.
     """
     backend = load_backend(backend)
     config, params, tokenizer = _unpack(model)
