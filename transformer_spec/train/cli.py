@@ -65,7 +65,10 @@ def add_parallel_options(parser: argparse.ArgumentParser) -> None:
         "--nproc", type=int, default=None, help="start N processes on this machine (PyTorch: gloo on CPU, NCCL on CUDA)"
     )
     group.add_argument(
-        "--devices", default=None, metavar="N|all", help="shard each batch over N local devices of one process (JAX)"
+        "--devices",
+        default=None,
+        metavar="N",
+        help="shard each batch over N local devices of one process, or 'all' of them (JAX)",
     )
     group.add_argument(
         "--peer-timeout",

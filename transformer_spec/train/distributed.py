@@ -9,7 +9,7 @@ is data-parallel and starts the processes:
   ``RANK``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``MASTER_ADDR``,
   ``MASTER_PORT``). ``torchrun --nproc-per-node N -m transformer_spec train ...``
   does the same, and also across machines (``--nnodes``, ``--node-rank``).
-* ``--devices N|all``: one process sharding each batch over N local devices
+* ``--devices N`` (or ``all``): one process sharding each batch over N local devices
   (JAX; on a CPU, ``XLA_FLAGS=--xla_force_host_platform_device_count=N``).
 * several hosts with JAX: one process per host with ``JAX_COORDINATOR_ADDRESS``,
   ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` set (``jax.distributed.initialize``).
