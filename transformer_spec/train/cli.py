@@ -62,7 +62,11 @@ def add_parallel_options(parser: argparse.ArgumentParser) -> None:
         "data parallel", "several processes or devices, each computing its part of every global batch (same result)"
     )
     group.add_argument(
-        "--nproc", type=int, default=None, help="start N processes on this machine (PyTorch: gloo on CPU, NCCL on CUDA)"
+        "--nproc",
+        type=int,
+        default=None,
+        metavar="N",
+        help="start N processes on this machine (PyTorch: gloo on CPU, NCCL on CUDA)",
     )
     group.add_argument(
         "--devices",
