@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--checkpoint",
         default=None,
         metavar="DIR",
-        help="checkpoint folder, or a Hugging Face GPT-2 folder (default: the shipped model)",
+        help="checkpoint folder, or a Hugging Face GPT-2, Llama, Mistral or Qwen2 folder (default: the shipped model)",
     )
     parser.add_argument("--dtype", default="float32", help="float dtype to compute in (default: float32)")
     parser.add_argument("--max-new-tokens", default="64", metavar="N", help="stop after N new tokens (default: 64)")
