@@ -3,8 +3,10 @@
 The processes are started by ``torchrun`` (or ``tspec train --nproc N``, which
 sets the same environment): ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``,
 ``MASTER_ADDR``, ``MASTER_PORT``. The process group uses gloo on CPU and NCCL on
-CUDA, where rank ``r`` uses GPU ``LOCAL_RANK``. Every collective has the timeout
-given to :func:`join`, so a rank that dies or hangs stops the others with
+CUDA, where rank ``r`` uses GPU ``LOCAL_RANK``. Joining waits up to
+:data:`JOIN_TIMEOUT` seconds for every rank to start (ranks of several machines
+rarely start together); every collective after that has the group's timeout
+(``--peer-timeout``), so a rank that dies or hangs stops the others with
 :class:`~transformer_spec.backends.parallel.PeerLostError` instead of a hang.
 """
 
@@ -23,6 +25,7 @@ from transformer_spec.spec.errors import ConfigError
 
 from ..parallel import DataParallel, PeerLostError
 
+JOIN_TIMEOUT = 300.0  # seconds every rank may take to reach the group (at least the collectives' timeout)
 ENVIRONMENT = ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT")  # what torchrun sets (LOCAL_RANK too)
 
 
@@ -76,17 +79,18 @@ class TorchDataParallel(DataParallel):
         self.timeout = float(timeout)
         self.engine = "nccl" if device.type == "cuda" else "gloo"
         self.description = f"{world} processes ({self.engine}, torch.distributed)"
-        if not dist.is_initialized():
-            try:
-                dist.init_process_group(
-                    self.engine, timeout=datetime.timedelta(seconds=self.timeout), rank=rank, world_size=world
-                )
-            except (RuntimeError, ValueError) as error:
-                raise PeerLostError(
-                    f"rank {rank} of {world}: could not join the process group at "
-                    f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} within {self.timeout:g} s "
-                    f"({_first_line(error)}); expected every rank to start and reach the same address"
-                ) from None
+        join = max(self.timeout, JOIN_TIMEOUT)
+        try:
+            if not dist.is_initialized():
+                dist.init_process_group(self.engine, timeout=datetime.timedelta(seconds=join), rank=rank, world_size=world)
+            # The collectives run in a group of their own, with the (shorter) timeout for a lost peer.
+            self.group = dist.new_group(list(range(world)), timeout=datetime.timedelta(seconds=self.timeout))
+        except (RuntimeError, ValueError) as error:
+            raise PeerLostError(
+                f"rank {rank} of {world}: could not join the process group at "
+                f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} within {join:g} s "
+                f"({_first_line(error)}); expected every rank to start and reach the same address"
+            ) from None
 
     def describe_shards(self) -> str:
         return f"{self.processes} processes"
@@ -112,7 +116,7 @@ class TorchDataParallel(DataParallel):
         dtype = grads[names[0]].dtype
         flat = torch.cat([loss.reshape(1).to(dtype)] + [grads[n].reshape(-1) for n in names])  # (1 + P,)
         flat.mul_(weight)
-        self._collective("the gradient all-reduce", lambda: dist.all_reduce(flat, op=dist.ReduceOp.SUM))
+        self._collective("the gradient all-reduce", lambda: dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=self.group))
         combined, offset = {}, 1
         for n in names:
             size = grads[n].numel()
@@ -123,13 +127,15 @@ class TorchDataParallel(DataParallel):
     # ------------------------------------------------------------------ agreement
     def any(self, flag: bool) -> bool:
         value = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        self._collective("the check whether any rank asked to stop", lambda: dist.all_reduce(value, op=dist.ReduceOp.MAX))
+        self._collective(
+            "the check whether any rank asked to stop", lambda: dist.all_reduce(value, op=dist.ReduceOp.MAX, group=self.group)
+        )
         return bool(value.item() > 0)
 
     def check_same(self, what: str, digest: bytes) -> None:
         mine = torch.tensor([int.from_bytes(hashlib.blake2b(digest, digest_size=7).digest(), "little")], device=self.device)
         gathered = [torch.zeros_like(mine) for _ in range(self.processes)]
-        self._collective(f"comparing {what}", lambda: dist.all_gather(gathered, mine))
+        self._collective(f"comparing {what}", lambda: dist.all_gather(gathered, mine, group=self.group))
         values = [int(g.item()) for g in gathered]
         differ = [r for r, v in enumerate(values) if v != values[0]]
         if differ:
@@ -139,7 +145,7 @@ class TorchDataParallel(DataParallel):
             )
 
     def barrier(self) -> None:
-        self._collective("the barrier", lambda: dist.barrier())
+        self._collective("the barrier", lambda: dist.barrier(group=self.group))
 
     def close(self) -> None:
         if dist.is_initialized():
