@@ -27,6 +27,7 @@ import tempfile
 import numpy as np
 
 from transformer_spec.backends import load_backend
+from transformer_spec.conformance.runner import enable_jax_cache
 from transformer_spec.spec.config import ModelConfig
 from transformer_spec.train.config import TrainConfig
 from transformer_spec.train.pipeline import pretraining_documents, resume, start_pretraining, train_tokenizer
@@ -48,6 +49,7 @@ def hosts(folder: str) -> None:
 
     join_hosts_if_asked("jax", 60)  # before the backend touches a device
     backend = load_backend("jax")
+    enable_jax_cache(backend)
     parallel = backend.data_parallel()
     documents = pretraining_documents(DATA)
     tokenizer = train_tokenizer(documents[0], 300)
@@ -70,6 +72,7 @@ def main() -> None:
 
     assert len(jax.devices()) == 2, f"expected 2 virtual devices, got {jax.devices()}"
     backend = load_backend("jax")
+    enable_jax_cache(backend)  # compiled programs kept between test runs, as the conformance suite keeps them
     documents = pretraining_documents(DATA)
     tokenizer = train_tokenizer(documents[0], 300)
     model = ModelConfig(vocab_size=tokenizer.vocab_size, context_length=16, d_model=16, n_heads=2, n_layers=1, d_ff=32)
