@@ -91,8 +91,21 @@ def attention(
     if config.positional == "rotary":
         q, k = rotate(ops, q, positions, config.rope_base), rotate(ops, k, positions, config.rope_base)
     cache, keys, values, mask, causal = cache.attend(ops, layer, k, v)  # keys, values (B, Hkv, S, Dh)
-    keys, values = repeat_kv(ops, config, keys), repeat_kv(ops, config, values)  # (B, H, S, Dh)
-    out, _ = ops.attention(q, keys, values, mask, causal, 1.0 / math.sqrt(config.head_dim), False)  # (B, H, L, Dh)
+    scale = 1.0 / math.sqrt(config.head_dim)
+    group = config.n_heads // config.kv_heads
+    if group > 1 and L == 1:
+        # One decoding step with grouped KV heads: the G query heads of a group read the same keys, so they are
+        # stacked as G queries of one head instead of copying the cache G times. A single query at the newest
+        # position sees every key the cache shows it, so causal alignment is not needed (and would be wrong for
+        # G stacked queries); a mask for the one query, (1, S), is repeated for the G of them.
+        q = ops.reshape(q, (B, config.kv_heads, group, config.head_dim))  # (B, Hkv, G, Dh)
+        if mask is not None and len(mask.shape) == 2:
+            mask = ops.concat([mask] * group, 0)  # (G, S)
+        out, _ = ops.attention(q, keys, values, mask, False, scale, False)  # (B, Hkv, G, Dh)
+        out = ops.reshape(out, (B, config.n_heads, 1, config.head_dim))  # (B, H, 1, Dh): head h = kv·G + g
+    else:
+        keys, values = repeat_kv(ops, config, keys), repeat_kv(ops, config, values)  # (B, H, S, Dh)
+        out, _ = ops.attention(q, keys, values, mask, causal, scale, False)  # (B, H, L, Dh)
     out = ops.transpose(out, (0, 2, 1, 3))  # (B, L, H, Dh)
     out = ops.reshape(out, (B, L, D))  # (B, L, D)
     return ops.linear(out, params[prefix + "proj.weight"], params.get(prefix + "proj.bias")), cache

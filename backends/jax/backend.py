@@ -15,7 +15,16 @@ from transformer_spec.spec.errors import ConfigError, DTypeError, OutOfRangeErro
 from .. import model
 from ..base import Backend, count_traces
 from . import hooks, kernels, sampling
-from .cache import StaticBuffers, StaticKVCache, _CacheStorage, as_static_cache, bucket_length, copy_buffers, empty_buffers
+from .cache import (
+    StaticBuffers,
+    StaticKVCache,
+    _CacheStorage,
+    as_static_cache,
+    attention_window,
+    bucket_length,
+    copy_buffers,
+    empty_buffers,
+)
 from .kernels import _INT32_RANGE, _compute_dtype, _is_tracer, _jax_dtype, _rotary_cos_sin, _x64_enabled
 
 
@@ -228,7 +237,9 @@ class JaxBackend(Backend):
             # shared buffers must stay intact, so the step writes into a copy of them.
             storage = _CacheStorage(*copy_buffers(storage))
         pad = None if cache.pad is None else jnp.asarray(cache.pad, jnp.int32)  # (B,): a left-padded batch
-        buffers = StaticBuffers(storage.keys, storage.values, jnp.asarray(cache.length, jnp.int32), cache._storage is None, pad)
+        window = attention_window(cache.length + padded, config.context_length)
+        start = jnp.asarray(cache.length, jnp.int32)
+        buffers = StaticBuffers(storage.keys, storage.values, start, cache._storage is None, pad, window)
         # Donated: XLA writes the new keys into the same memory. Positions below
         # cache.length are never written again, so older caches keep their prefix.
         logits, buffers = self._forward_donating()(self.ops, params, config, ids, buffers)

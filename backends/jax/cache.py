@@ -133,27 +133,32 @@ class StaticBuffers:
 
     ``fresh`` (static) means the buffers hold nothing yet: attention then looks only
     at the chunk's own L keys (cost L×L, not L×C). Otherwise every query looks at
-    all C slots, with the slots past its own position masked, so the same program
-    serves every decoding step. The buffers merge batch and heads into one leading
+    the first ``window`` slots (static: a power of two covering every filled slot),
+    with the slots past its own position masked, so one program serves every
+    decoding step until the cache outgrows the window: a handful of programs per
+    context, and a step reads the keys it needs rather than all C slots. The buffers merge batch and heads into one leading
     axis: with B = 1 a unit axis made XLA's CPU compiler copy every buffer around
     the in-place update, 15x slower than the update itself.
     """
 
-    def __init__(self, keys: tuple[Any, ...], values: tuple[Any, ...], start: Any, fresh: bool, pad: Any = None) -> None:
+    def __init__(
+        self, keys: tuple[Any, ...], values: tuple[Any, ...], start: Any, fresh: bool, pad: Any = None, window: int = 0
+    ) -> None:
         self.keys, self.values, self.start, self.fresh = keys, values, start, fresh
         self.pad = pad  # None, or (B,) ints: a left-padded batch whose row b starts at slot pad[b]
+        self.window = window  # static: how many leading slots attention reads
 
     @property
     def length(self) -> Any:
         return self.start
 
     def tree_flatten(self):
-        return (self.keys, self.values, self.start, self.pad), self.fresh
+        return (self.keys, self.values, self.start, self.pad), (self.fresh, self.window)
 
     @classmethod
-    def tree_unflatten(cls, fresh, children):
+    def tree_unflatten(cls, static, children):
         keys, values, start, pad = children
-        return cls(keys, values, start, fresh, pad)
+        return cls(keys, values, start, *static[:1], pad, static[1])
 
     def positions(self, ops: Any, L: int) -> Any:
         slots = self.start + jnp.arange(L, dtype=self.start.dtype)  # (L,)
@@ -172,17 +177,18 @@ class StaticBuffers:
         # One buffer per layer, written once and then only read: XLA updates it in place.
         keys[layer] = lax.dynamic_update_slice(keys[layer], k.reshape(B * Hkv, L, Dh), (zero, self.start, zero))
         values[layer] = lax.dynamic_update_slice(values[layer], v.reshape(B * Hkv, L, Dh), (zero, self.start, zero))
-        cache = StaticBuffers(tuple(keys), tuple(values), self.start, self.fresh, self.pad)
+        cache = StaticBuffers(tuple(keys), tuple(values), self.start, self.fresh, self.pad, self.window)
         if self.fresh:  # plain causal attention within the chunk (slots 0 .. L-1), padding keys hidden
             return cache, k, v, None if self.pad is None else self._real(L), True
-        C = keys[layer].shape[1]
-        allowed = jnp.arange(C)[None, :] <= self.start + jnp.arange(L)[:, None]  # (L, C): slot s holds position s
+        W = self.window
+        allowed = jnp.arange(W)[None, :] <= self.start + jnp.arange(L)[:, None]  # (L, W): slot s holds position s
         if self.pad is not None:
-            allowed = allowed & self._real(C)  # (B, 1, L, C)
-        return cache, keys[layer].reshape(B, Hkv, C, Dh), values[layer].reshape(B, Hkv, C, Dh), allowed, False
+            allowed = allowed & self._real(W)  # (B, 1, L, W)
+        window = lambda buffer: buffer[:, :W].reshape(B, Hkv, W, Dh)  # noqa: E731  (B, Hkv, W, Dh)
+        return cache, window(keys[layer]), window(values[layer]), allowed, False
 
     def advance(self, L: int) -> StaticBuffers:
-        return StaticBuffers(self.keys, self.values, self.start + L, False, self.pad)
+        return StaticBuffers(self.keys, self.values, self.start + L, False, self.pad, self.window)
 
 
 def empty_buffers(config: ModelConfig, batch_size: int, dtype: Any) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
@@ -240,6 +246,11 @@ def as_static_cache(config: ModelConfig, cache: Any, batch_size: int, dtype: Any
                 "expected one dtype (start a new cache with init_cache)"
             )
     return cache
+
+
+def attention_window(filled: int, context_length: int) -> int:
+    """Slots a step's attention reads: the power of two (at least 16) covering ``filled`` slots, at most the context."""
+    return min(context_length, max(16, 1 << (filled - 1).bit_length()))
 
 
 def bucket_length(length: int, start: int, context_length: int) -> int:
