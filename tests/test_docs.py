@@ -219,6 +219,7 @@ def test_cache_keys_follow_their_inputs(tmp_path, monkeypatch):
 
     assert "docs/results" in cache.SOURCE_FOLDERS and "tools/docs" in cache.SOURCE_FOLDERS
     assert "tools/docs" not in cache.CONFORMANCE_INPUTS and "transformer_spec" not in cache.CONFORMANCE_INPUTS
+    assert "tools/docs" not in cache.PAGE_INPUTS and "tools/docs/blocks.py" in cache.PAGE_INPUTS
     monkeypatch.setenv("TSPEC_DOCS_CACHE", str(tmp_path))
     calls = []
     first = cache.cached_text("test", ("x",), lambda: calls.append(1) or "made")

@@ -32,6 +32,12 @@ SOURCE_FOLDERS = (
 )
 # What a conformance report depends on: the code under test, the suite, and how the build runs it.
 CONFORMANCE_INPUTS = ("spec", "backends", "conformance", "tools/docs/conformance_runs.py", "pyproject.toml")
+# What a page's executed blocks depend on: the project's code, and how blocks are run (not the generators or figures).
+PAGE_INPUTS = (
+    *(f for f in SOURCE_FOLDERS if f != "tools/docs"),
+    "tools/docs/blocks.py",
+    "tools/docs/render.py",
+)
 SKIP_PARTS = {"__pycache__", ".pytest_cache", ".hypothesis"}
 
 

@@ -156,7 +156,7 @@ def render_page(markdown: str, src_uri: str) -> str:
     needs_run = any(b.executes_at_build for b in blocks)
     outputs: dict[int, dict] = {}
     if needs_run:
-        path = cache.path_for("pages", src_uri, markdown, suffix=".json")
+        path = cache.path_for("pages", src_uri, markdown, suffix=".json", inputs=cache.PAGE_INPUTS)
         if path.exists():
             outputs = {int(k): v for k, v in json.loads(path.read_text()).items()}
         else:
