@@ -333,3 +333,18 @@ def test_the_attention_explorer_shows_the_chosen_words_row(server, browser):
         assert pressed == " it"
     finally:
         page.close()
+
+
+def test_the_conformance_matrix_fits_a_phone(server, browser):
+    """At 390 px every backend column of the matrix is on screen: ids wrap at their dots, statuses are short words."""
+    page = browser.open(server + "conformance.html", width=390, height=844, mobile=True)
+    try:
+        assert page.wait_for(READY, timeout=45)
+        sizes = page.evaluate(
+            "(() => { const t = document.querySelector('.tspec-matrix table');"
+            " const box = t.closest('.md-typeset__scrollwrap') || t.parentElement;"
+            " return [t.scrollWidth, box.clientWidth]; })()"
+        )
+        assert sizes[0] <= sizes[1] + 1, f"the matrix is {sizes[0]} px wide in a {sizes[1]} px column"
+    finally:
+        page.close()
