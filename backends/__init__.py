@@ -49,8 +49,25 @@ def load_backend(spec: str | Backend | type[Backend] | None = None) -> Backend:
         spec = os.environ.get("TSPEC_BACKEND", "numpy")
     if isinstance(spec, Backend):
         return spec
+    target, options = _resolve(spec)
+    return _from_target(target, spec if isinstance(spec, str) else repr(spec), **options)
+
+
+def backend_class(spec: str | Backend | type[Backend] | None = None) -> type[Backend]:
+    """The class ``load_backend(spec)`` would construct, imported but not constructed (for class-level hooks)."""
+    if spec is None:
+        spec = os.environ.get("TSPEC_BACKEND", "numpy")
+    target = spec if isinstance(spec, Backend) else _resolve(spec)[0]
+    cls = target if isinstance(target, type) else type(target)
+    if not issubclass(cls, Backend):
+        raise BackendError(f"backend {spec!r} is {cls!r}, expected a subclass of transformer_spec.backends.base.Backend")
+    return cls
+
+
+def _resolve(spec: str | type[Backend]) -> tuple[Any, dict[str, Any]]:
+    """(a Backend class or instance, the constructor's keyword arguments) that ``spec`` names, imported."""
     if isinstance(spec, type):
-        return _instantiate(spec, repr(spec))
+        return spec, {}
     if not isinstance(spec, str) or not spec:
         raise BackendError(f"backend must be a name, 'module:attribute', a Backend class or instance; got {spec!r}")
     name, _, option = spec.partition(":")
@@ -58,17 +75,15 @@ def load_backend(spec: str | Backend | type[Backend] | None = None) -> Backend:
         module_name, class_name, package, extra = BUILTIN[name]
         if importlib.util.find_spec(package) is None:
             raise BackendError(f"{name} is not installed: pip install 'transformer-spec[{extra}]'")
-        cls = getattr(importlib.import_module(module_name), class_name)
-        return _instantiate(cls, spec, device=option) if option else _instantiate(cls, spec)
+        return getattr(importlib.import_module(module_name), class_name), ({"device": option} if option else {})
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             try:
-                target = ep.load()
+                return ep.load(), {}
             except Exception as error:  # an entry point that fails to import is the plugin's bug: say so plainly
                 raise BackendError(
                     f"backend {name!r} (entry point {ep.value}) failed to import: {type(error).__name__}: {error}"
                 ) from error
-            return _from_target(target, spec)
     if ":" in spec:
         module_name, attribute = name, option
         try:
@@ -83,18 +98,18 @@ def load_backend(spec: str | Backend | type[Backend] | None = None) -> Backend:
             ) from error
         if not hasattr(module, attribute):
             raise BackendError(f"backend {spec!r}: module {module_name!r} has no attribute {attribute!r}")
-        return _from_target(getattr(module, attribute), spec)
+        return getattr(module, attribute), {}
     raise BackendError(
         f"unknown backend {spec!r}; available: {', '.join(available_backends())} "
         f"(known: {', '.join(known_backend_names())}); or give 'module:attribute' for your own backend"
     )
 
 
-def _from_target(target: Any, spec: str) -> Backend:
+def _from_target(target: Any, spec: str, **options: Any) -> Backend:
     if isinstance(target, Backend):
         return target
-    if isinstance(target, type) and issubclass(target, Backend):
-        return _instantiate(target, spec)
+    if isinstance(target, type):
+        return _instantiate(target, spec, **options)
     raise BackendError(
         f"backend {spec!r} is a {type(target).__name__}, expected a subclass or instance of transformer_spec.backends.base.Backend"
     )
@@ -113,4 +128,13 @@ def _instantiate(cls: type, spec: str, **kwargs: Any) -> Backend:
         ) from error
 
 
-__all__ = ["Backend", "BackendError", "KERNELS", "KVCache", "available_backends", "load_backend", "missing_kernels"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "KERNELS",
+    "KVCache",
+    "available_backends",
+    "backend_class",
+    "load_backend",
+    "missing_kernels",
+]

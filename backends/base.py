@@ -601,6 +601,14 @@ class Backend:
     decay)`` with dicts of native arrays (``decay[name]``: whether weight decay applies) and returns the new
     ``(params, m, v)`` (which may be the same dicts, updated in place)."""
 
+    @classmethod
+    def join_hosts(cls, timeout: float = 300.0) -> bool:
+        """Hook, called on the class before any backend is made: join the other hosts of a multi-host run when the
+        environment asks for one, and say whether it did. Default: no multi-host join (False). JAX: with
+        ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` set, ``jax.distributed.initialize``
+        (which must run before anything touches a JAX device, so it cannot wait for an instance)."""
+        return False
+
     def data_parallel(self, devices: int | None = None, timeout: float = 300.0) -> Any | None:
         """Hook: this process's data-parallel group, or None when the backend has no data-parallel engine (default).
 

@@ -99,6 +99,13 @@ class JaxBackend(Backend):
 
     enable_persistent_cache = staticmethod(hooks.enable_persistent_cache)
 
+    @classmethod
+    def join_hosts(cls, timeout: float = 300.0) -> bool:
+        """With ``JAX_COORDINATOR_ADDRESS`` (and ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``) set: join the other hosts."""
+        from .parallel import join_hosts_from_environment
+
+        return join_hosts_from_environment(timeout)
+
     def data_parallel(self, devices: int | None = None, timeout: float = 300.0):
         """A ``jax.sharding.Mesh`` over ``devices`` local devices (None: all; every host's after
         ``jax.distributed.initialize``): the batch sharded, the parameters replicated, XLA all-reduces."""

@@ -15,6 +15,7 @@ gives each device its rows, so the same code runs on one host and on many.
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Any
 
 import jax
@@ -27,6 +28,36 @@ from ..parallel import DataParallel, PeerLostError
 from .kernels import _jax_dtype
 
 AXIS = "data"  # the mesh axis the batch is split along
+
+
+HOST_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
+def join_hosts_from_environment(timeout: float = 300.0) -> bool:
+    """Join the hosts that ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` describe.
+
+    Returns False when ``JAX_COORDINATOR_ADDRESS`` is unset (nothing to join); a partial or malformed set is a
+    ConfigError naming the variable.
+    """
+    coordinator = os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if not coordinator:
+        return False
+    values = {}
+    for name in HOST_VARIABLES[1:]:
+        try:
+            values[name] = int(os.environ.get(name, ""))
+        except ValueError:
+            raise ConfigError(
+                f"JAX_COORDINATOR_ADDRESS is set, so {name} must be too: {name}={os.environ.get(name)!r}, expected an "
+                f"integer (how many processes join; this process's id, 0 on the coordinator's host)"
+            ) from None
+    processes, process_id = values["JAX_NUM_PROCESSES"], values["JAX_PROCESS_ID"]
+    if processes < 1 or not 0 <= process_id < processes:
+        raise ConfigError(
+            f"JAX_NUM_PROCESSES={processes}, JAX_PROCESS_ID={process_id}: expected 0 <= JAX_PROCESS_ID < JAX_NUM_PROCESSES"
+        )
+    join_hosts(coordinator, processes, process_id, timeout)
+    return True
 
 
 def join_hosts(coordinator: str, processes: int, process_id: int, timeout: float = 300.0) -> None:

@@ -30,14 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from transformer_spec.backends import available_backends, load_backend
+    from transformer_spec.backends import BUILTIN, available_backends, load_backend
     from transformer_spec.conformance.crosscheck import compare_backends, random_model
     from transformer_spec.spec.errors import ConfigError
 
     names = (
         [b.strip() for b in args.backends.split(",") if b.strip()]
         if args.backends
-        else ["numpy"] + [b for b in available_backends() if b in ("torch", "jax")]
+        else [b for b in BUILTIN if b in available_backends()]  # the built-in backends installed here
     )
     if len(names) < 2:
         raise ConfigError(f"--backends {args.backends!r} names {len(names)} backend(s); expected at least two, e.g. numpy,torch")

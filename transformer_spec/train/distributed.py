@@ -70,37 +70,21 @@ def parse_devices(value: str) -> int | None:
 
 
 def join_hosts_if_asked(backend_spec: str, timeout: float = DEFAULT_PEER_TIMEOUT) -> None:
-    """With ``JAX_COORDINATOR_ADDRESS`` set: JAX joins the other hosts now, before its devices are touched.
+    """Before the backend is made: let its class join the other hosts of a multi-host run, if the environment asks.
 
-    (``jax.distributed.initialize`` must run before anything initialises JAX's devices, which making the backend
-    does, so this cannot wait for the backend's ``data_parallel`` hook.) ``JAX_NUM_PROCESSES`` and
-    ``JAX_PROCESS_ID`` say how many processes join and which one this is.
+    (JAX's ``jax.distributed.initialize`` must run before anything touches a device, which making the backend
+    does, so this is a class-level hook: ``Backend.join_hosts``.) A multi-host environment that the chosen backend
+    cannot join is one clear error.
     """
-    coordinator = os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if not coordinator:
-        return
-    if backend_spec.partition(":")[0] != "jax":
-        raise ConfigError(
-            f"JAX_COORDINATOR_ADDRESS is set (JAX's multi-host join) but --backend is {backend_spec!r}; "
-            f"use --backend jax, or unset it (PyTorch joins through torchrun's environment)"
-        )
-    values = {}
-    for name in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
-        try:
-            values[name] = int(os.environ.get(name, ""))
-        except ValueError:
-            raise ConfigError(
-                f"JAX_COORDINATOR_ADDRESS is set, so {name} must be too: {name}={os.environ.get(name)!r}, expected an "
-                f"integer (how many processes join; this process's id, 0 on the coordinator's host)"
-            ) from None
-    processes, process_id = values["JAX_NUM_PROCESSES"], values["JAX_PROCESS_ID"]
-    if processes < 1 or not 0 <= process_id < processes:
-        raise ConfigError(
-            f"JAX_NUM_PROCESSES={processes}, JAX_PROCESS_ID={process_id}: expected 0 <= JAX_PROCESS_ID < JAX_NUM_PROCESSES"
-        )
-    from transformer_spec.backends.jax.parallel import join_hosts
+    from transformer_spec.backends import backend_class
 
-    join_hosts(coordinator, processes, process_id, timeout)
+    joined = backend_class(backend_spec).join_hosts(timeout)
+    asked = [name for name in JAX_HOST_VARIABLES if os.environ.get(name)]
+    if asked and not joined:
+        raise ConfigError(
+            f"{', '.join(asked)} set (a multi-host run) but backend {backend_spec!r} has no multi-host join; "
+            f"use --backend jax, or unset them (PyTorch joins through torchrun's environment)"
+        )
 
 
 def setup_parallel(backend, devices: int | None, asked_devices: bool, timeout: float) -> Any:
