@@ -115,7 +115,9 @@ def test_help_shows_the_spec():
 
 def test_the_application_never_asks_a_backend_its_name():
     """Capabilities, not names: no module of the application compares a backend's name to a built-in one."""
-    name_test = re.compile(r"""(==|!=|\bin)\s*[(\[]?["'](numpy|torch|jax)["']|["'](numpy|torch|jax)["']\s*(==|!=)|backend\w*\.name\s*(==|!=|in)\s""")
+    name_test = re.compile(
+        r"""(==|!=|\bin)\s*[(\[]?["'](numpy|torch|jax)["']|["'](numpy|torch|jax)["']\s*(==|!=)|backend\w*\.name\s*(==|!=|in)\s"""
+    )
     offenders = []
     for path in (ROOT / "transformer_spec").rglob("*.py"):
         for number, line in enumerate(path.read_text().splitlines(), 1):
