@@ -54,17 +54,23 @@ class Chromium:
         to_browser_r, self._to_browser = os.pipe()
         self._from_browser, from_browser_w = os.pipe()
 
-        def wire_pipes() -> None:  # in the child: the protocol's fixed descriptors
-            os.dup2(to_browser_r, 3)
-            os.dup2(from_browser_w, 4)
-
+        # The protocol wants the pipes as descriptors 3 and 4 exactly. bash moves them there and execs Chromium,
+        # so Python needs no preexec_fn: that would force a fork(), which JAX (imported by other tests of the same
+        # session) warns may deadlock; without it the child is spawned without running fork handlers.
         self.process = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            [
+                "/bin/bash",  # dash reads only one-digit descriptors in a redirection
+                "-c",
+                f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}',
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={self.profile}",
+                "about:blank",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=wire_pipes,
-            close_fds=False,
+            pass_fds=(to_browser_r, from_browser_w),
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -86,6 +92,8 @@ class Chromium:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+            if self.process.stderr is not None:
+                self.process.stderr.close()
 
     # ------------------------------------------------------------------ protocol
     def _read_message(self, deadline: float) -> dict:
