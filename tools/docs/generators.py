@@ -151,8 +151,10 @@ def figure(ctx: Context, name: str) -> str:
     if name not in DRAWN:
         return f'!!! note "Figure not drawn yet"\n    {fig.missing}'
     return (
-        f'<figure markdown="span">\n  ![{fig.alt}]({ctx.link(DRAWN[name])})\n'
-        f"  <figcaption>{fig.alt} <em>(Drawn when these docs were built: <code>tools/docs/figures.py</code>, <code>{name}</code>.)</em></figcaption>\n</figure>"
+        # The image links to itself: on a phone the column is narrow, and the SVG opened on its own can be zoomed.
+        f'<figure markdown="span">\n  [![{fig.alt}]({ctx.link(DRAWN[name])})]({ctx.link(DRAWN[name])})\n'
+        f"  <figcaption>{fig.alt} <em>(Drawn when these docs were built: <code>tools/docs/figures.py</code>, "
+        f"<code>{name}</code>. Select the figure to open it full size.)</em></figcaption>\n</figure>"
     )
 
 
