@@ -127,6 +127,12 @@ def on_files(files, config):
         if data:
             DRAWN[name] = f"figures/{name}.svg"
             files.append(File.generated(config, DRAWN[name], content=data))
+    from mkdocs.utils import meta
+
+    from tools.docs.render import run_ahead
+
+    # Read as mkdocs reads them (Page.read_source), so that a page's cache key is the same text it will render.
+    run_ahead([(file.src_uri, meta.get_data(file.content_string)[0]) for file in files.documentation_pages()])
     return files
 
 
@@ -157,10 +163,16 @@ def on_post_page(output, page, config):
 
 
 def on_build_error(error):
+    from tools.docs.render import stop_running_ahead
+
+    stop_running_ahead()
     conformance_runs.stop()
 
 
 def on_post_build(config):
+    from tools.docs.render import stop_running_ahead
+
+    stop_running_ahead()
     conformance_runs.stop()
     import resource
 

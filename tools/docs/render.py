@@ -14,6 +14,7 @@ import json
 import re
 import shlex
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from . import cache
@@ -149,6 +150,52 @@ def render_blocks(text: str, blocks: list[Block], outputs: dict[int, dict]) -> s
     return "".join(pieces)
 
 
+def _page_cache(src_uri: str, markdown: str) -> Path:
+    return cache.path_for("pages", src_uri, markdown, suffix=".json", inputs=cache.PAGE_INPUTS)
+
+
+def _execute_into(blocks: list[Block], path: Path) -> None:
+    with tempfile.TemporaryDirectory(prefix="tspec-docs-") as workspace:
+        outputs = execute(blocks, Path(workspace))
+    path.write_text(json.dumps(outputs))
+
+
+# Pages whose executed blocks are all shell commands run ahead, in one background thread, while mkdocs renders
+# the other pages: the commands are subprocesses, so they use the second core while this process draws figures
+# and runs the python examples (which must stay on the main thread: they change the working folder and stdout).
+_ahead: dict[str, Future] = {}
+_pool: ThreadPoolExecutor | None = None
+
+
+def run_ahead(pages: list[tuple[str, str]]) -> None:
+    """Start executing the command-only pages among ``pages`` ((src_uri, markdown) pairs) whose output is not cached."""
+    global _pool
+    for src_uri, markdown in pages:
+        if exempt(src_uri) or src_uri in _ahead:
+            continue
+        try:
+            blocks = find_blocks(markdown, src_uri)
+        except BlockError:
+            continue  # reported when the page itself is rendered
+        executed = [b for b in blocks if b.executes_at_build]
+        if not executed or any(b.language == "python" for b in executed):
+            continue
+        path = _page_cache(src_uri, markdown)
+        if path.exists():
+            continue
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tspec-docs-ahead")
+        _ahead[src_uri] = _pool.submit(_execute_into, blocks, path)
+
+
+def stop_running_ahead() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool = None
+    _ahead.clear()
+
+
 def render_page(markdown: str, src_uri: str) -> str:
     if exempt(src_uri):  # its blocks are checked by a test of its own, or it is a script's output; directives still work
         return expand_directives(markdown, Context(src_uri))
@@ -156,12 +203,12 @@ def render_page(markdown: str, src_uri: str) -> str:
     needs_run = any(b.executes_at_build for b in blocks)
     outputs: dict[int, dict] = {}
     if needs_run:
-        path = cache.path_for("pages", src_uri, markdown, suffix=".json", inputs=cache.PAGE_INPUTS)
-        if path.exists():
-            outputs = {int(k): v for k, v in json.loads(path.read_text()).items()}
-        else:
-            with tempfile.TemporaryDirectory(prefix="tspec-docs-") as workspace:
-                outputs = execute(blocks, Path(workspace))
-            path.write_text(json.dumps(outputs))
+        path = _page_cache(src_uri, markdown)
+        ahead = _ahead.pop(src_uri, None)
+        if ahead is not None:
+            ahead.result()  # waits for it; raises what running the page raised
+        if not path.exists():
+            _execute_into(blocks, path)
+        outputs = {int(k): v for k, v in json.loads(path.read_text()).items()}
     text = render_blocks(markdown, blocks, outputs)
     return expand_directives(text, Context(src_uri))
