@@ -190,8 +190,8 @@ class Case:
                 f"except Exception as error:\n    print({method!r}, 'raised', type(error).__name__, error)"
             )
         self.calls.append(line)
-        if target is self.backend:
-            self.signatures.add((method, _signature(args), _signature(tuple(sorted(kwargs.items())))))
+        if target is self.backend and not _may_raise:  # a call rejected by validation compiles nothing
+            self.signatures.add(call_signature(self.backend, method, args, kwargs))
         result = getattr(target, method)(*args, **kwargs)
         self._names[id(result)] = result_name
         if isinstance(result, tuple):  # (logits, cache), (out, (keys, values)): later calls may pass a part back
@@ -301,6 +301,20 @@ def _literal(value: Any) -> str:
         inner = ", ".join(_literal(v) for v in value)
         return f"({inner}{',' if len(value) == 1 else ''})" if isinstance(value, tuple) else f"[{inner}]"
     return repr(value)
+
+
+def call_signature(backend: Any, method: str, args: tuple, kwargs: dict) -> tuple:
+    """(method, arguments) as a compiler sees them: every argument by name with defaults filled in (so
+    ``attention(q, k, v)`` and ``attention(q, k, v, scale=None)`` are one program), arrays by shape and dtype."""
+    import inspect
+
+    try:
+        bound = inspect.signature(getattr(backend, method)).bind(*args, **kwargs)
+        bound.apply_defaults()
+        named = tuple(bound.arguments.items())
+    except (TypeError, ValueError):
+        named = tuple(enumerate(args)) + tuple(sorted(kwargs.items()))
+    return (method, _signature(named))
 
 
 def _signature(value: Any) -> Any:
