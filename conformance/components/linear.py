@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from transformer_spec.spec.errors import DTypeError, ShapeError
 
@@ -27,12 +28,16 @@ def _magnitude(case: Case, x, w, b):
     return m if b is None else m + np.abs(case.rounded(b))
 
 
-@check("linear.matches_reference")
+@check(
+    "linear.matches_reference",
+    cover=cs.covering(batch=cs.BATCH_SHAPES, d_in=cs.WIDTHS, d_out=cs.WIDTHS, with_bias=(False, True)),
+)
 def matches_reference(case: Case) -> None:
-    x, w, b = _draw(case)
-    got = case.numpy(case.call("linear", case.array("x", x), case.array("w", w), case.array("b", b)))
-    expected = ref.linear(case.rounded(x), case.rounded(w), case.rounded(b))
-    case.assert_close(got, expected, "linear(x, w, b)", magnitude=_magnitude(case, x, w, b))
+    x, w, b = _draw(case, with_bias=case.draw(st.booleans(), "with_bias"))
+    args = [case.array("x", x), case.array("w", w)] + ([] if b is None else [case.array("b", b)])
+    got = case.numpy(case.call("linear", *args))
+    expected = ref.linear(case.rounded(x), case.rounded(w), None if b is None else case.rounded(b))
+    case.assert_close(got, expected, f"linear(x, w{', b' if b is not None else ''})", magnitude=_magnitude(case, x, w, b))
 
 
 @check("linear.bias_is_added")

@@ -17,7 +17,7 @@ from ..registry import ANY, check
 
 def _draw(case: Case, ignore_fraction: float = 0.0):
     shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(cs.lengths(), "L"),)
-    V = case.draw(st.sampled_from((2, 3, 7, 16)), "V")
+    V = case.draw(st.sampled_from(VOCABULARIES), "V")
     logits = case.draw(cs.float_arrays(shape + (V,), case.dtype, ("normal", "wide", "ties")), "logits")
     rng = np.random.default_rng(case.draw(st.integers(0, 2**16), "target_seed"))
     targets = rng.integers(0, V, size=shape)
@@ -32,7 +32,10 @@ def _magnitude(case: Case, logits: np.ndarray) -> float:
     return float(np.abs(lr - lr.max(axis=-1, keepdims=True)).max() + 1.0) * 2
 
 
-@check("loss.matches_reference")
+VOCABULARIES = (2, 3, 7, 16)
+
+
+@check("loss.matches_reference", cover=cs.covering(batch=cs.BATCH_SHAPES, L=cs.LENGTHS, V=VOCABULARIES))
 def matches_reference(case: Case) -> None:
     logits, targets = _draw(case)
     got = case.numpy(case.call("cross_entropy", case.array("logits", logits), case.array("targets", targets, "int64")))
@@ -40,7 +43,7 @@ def matches_reference(case: Case) -> None:
     case.assert_close(got, np.array(expected), "cross_entropy(logits, targets)", magnitude=np.array(_magnitude(case, logits)))
 
 
-@check("loss.ignore_index_ignored")
+@check("loss.ignore_index_ignored", cover=cs.covering(ignore_fraction=(0.3, 0.7, 1.0), L=cs.LENGTHS, V=(2, 16)))
 def ignore_index_ignored(case: Case) -> None:
     logits, targets = _draw(case, ignore_fraction=case.draw(st.sampled_from((0.3, 0.7, 1.0)), "ignore_fraction"))
     got = case.numpy(case.call("cross_entropy", case.array("logits", logits), case.array("targets", targets, "int64")))

@@ -15,10 +15,16 @@ from ..registry import ANY, check
 BASES = (10000.0, 500.0)
 
 
-@check("positional.sinusoidal_matches_formula")
+OFFSETS = (0, 1, 7, 100)
+
+
+@check(
+    "positional.sinusoidal_matches_formula",
+    cover=cs.covering(length=cs.LENGTHS, dim=cs.WIDTHS, offset=OFFSETS, base=BASES),
+)
 def sinusoidal_matches_formula(case: Case) -> None:
     length, dim = case.draw(cs.lengths(), "length"), case.draw(cs.widths(), "dim")
-    offset = case.draw(st.sampled_from((0, 1, 7, 100)), "offset")
+    offset = case.draw(st.sampled_from(OFFSETS), "offset")
     base = case.draw(st.sampled_from(BASES), "base")
     got = case.numpy(case.call("sinusoidal_encoding", length, dim, base=base, offset=offset, dtype=case.dtype))
     expected = ref.sinusoidal(length, dim, base, offset)
@@ -130,7 +136,7 @@ def rotary_relative(case: Case) -> None:
     )
 
 
-@check("positional.rotary_matches_reference")
+@check("positional.rotary_matches_reference", cover=cs.covering(L=cs.LENGTHS, Dh=cs.WIDTHS, base=BASES))
 def rotary_matches_reference(case: Case) -> None:
     x, positions = _draw_heads(case)
     base = case.draw(st.sampled_from(BASES), "base")
