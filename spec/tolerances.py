@@ -99,7 +99,9 @@ TOLERANCES: dict[tuple[str, str], Tolerance] = {
     ("float32", "composite"): Tolerance(rtol=1e-4, atol=2e-4),
     ("float32", "data_parallel"): Tolerance(rtol=1e-4, atol=5e-4),  # runs of <= 10 steps, see the module docstring
     ("float16", "primitive"): Tolerance(rtol=1e-3, atol=1e-3),
-    ("float16", "composite"): Tolerance(rtol=1e-2, atol=1e-2),
+    # float16 composite: 1e-2 was exceeded (1.3e-2 of the row's scale) by the NumPy reference backend itself on one of
+    # 40 dev-profile seeds once the model checks ran a second parameter set; 2.5e-2 (~25 float16 eps) leaves ~2x.
+    ("float16", "composite"): Tolerance(rtol=2.5e-2, atol=2.5e-2),
     ("bfloat16", "primitive"): Tolerance(rtol=1.6e-2, atol=1e-2),
     ("bfloat16", "composite"): Tolerance(rtol=8e-2, atol=8e-2),
     **{(dtype, "elementwise"): Tolerance(rtol=ELEMENTWISE_ULPS * EPSILON[dtype], atol=TINIEST[dtype]) for dtype in EPSILON},
