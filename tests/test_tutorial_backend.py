@@ -158,8 +158,8 @@ def test_the_repro_of_a_failure_runs_and_shows_the_nan():
     report = run(FirstAttempt, dtypes=("float32",), profile="dev", keyword="softmax.sums_to_one", seed=0)
     (result,) = [r for r in report.results if r.bad]
     done = subprocess.run([sys.executable, "-c", result.repro], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    assert "nan" in done.stdout.lower()
+    assert done.returncode == 1, done.stderr  # the repro ends by running the check, which fails while the bug is there
+    assert "nan" in done.stdout.lower() and "FAILED softmax.sums_to_one" in done.stdout
 
 
 def test_a_half_written_backend_is_told_what_is_missing():
