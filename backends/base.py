@@ -624,11 +624,14 @@ class Backend:
         """What this backend brings beyond the kernels, for reports (``tspec conformance`` prints it)."""
         overridden = lambda hook: getattr(type(self), hook) is not getattr(Backend, hook)  # noqa: E731
         return {
-            "compile": ("compiles" if self.compiles else "custom") if overridden("compile") else "none (op by op)",
+            "compile": "compiles"
+            if self.compiles
+            else ("on request (--compile)" if overridden("compiling") else "none (op by op)"),
             "kv cache": type(self.init_cache(ModelConfig(n_layers=1, d_model=8, n_heads=1, d_ff=8, vocab_size=8), 1)).__name__,
             "autodiff": "value_and_grad" if self.supports_autodiff else "none",
             "fused optimizer": "adamw_update" if self.adamw_update is not None else "none (plain AdamW)",
             "threads": "set_threads" if overridden("set_threads") else "not settable",
+            "data parallel": "data_parallel" if overridden("data_parallel") else "none",
         }
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

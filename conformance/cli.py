@@ -127,6 +127,7 @@ def run_from_args(args: argparse.Namespace, out=None, load_tokenizer: Callable[[
             dtypes=dtypes,
             profile=profile,
             seed=seed,
+            capabilities=backend.capabilities(),
         )
         print(render_header(preview), file=out, flush=True)  # before the first check: a hang still shows what ran
         try:

@@ -89,6 +89,7 @@ class Report:
     subject: str = BACKEND  # BACKEND, or TOKENIZER: then ``backend`` names the tokenizer and ``dtypes`` is empty
     signatures: int = 0  # distinct (method, shapes, dtypes, static arguments) called: what a compiled backend compiles
     aborted: str = ""  # why the run stopped before every check ran (a check that never returned)
+    capabilities: dict[str, str] = field(default_factory=dict)  # the backend's hooks (Backend.capabilities())
 
     @property
     def ok(self) -> bool:
@@ -317,6 +318,7 @@ def run(
         dtypes=tuple(dtypes),
         profile=profile,
         seed=seed,
+        capabilities=instance.capabilities(),
     )
     xfails = set(xfails or ())
     unknown_xfails = sorted(xfails - set(checks))
@@ -534,6 +536,7 @@ def render_header(report: Report) -> str:
             f"transformer-spec conformance: backend {report.backend} ({report.backend_class})",
             f"dtypes {', '.join(report.dtypes)} · profile {report.profile} · seed {report.seed}",
         ]
+        + ([f"hooks: {' · '.join(f'{k}: {v}' for k, v in report.capabilities.items())}"] if report.capabilities else [])
     )
 
 

@@ -19,7 +19,7 @@ from transformer_spec.spec.config import ModelConfig
 from transformer_spec.spec.errors import ConfigError
 from transformer_spec.spec.model import init_parameters
 
-from .conftest import BACKENDS, ROOT
+from .conftest import BACKENDS, ROOT, run_cli
 
 CONFIG = ModelConfig(vocab_size=32, context_length=16, d_model=16, n_heads=4, n_kv_heads=2, n_layers=2, d_ff=32,
                      positional="rotary", norm="rms", activation="swiglu", tie_embeddings=False)  # fmt: skip
@@ -166,3 +166,9 @@ def test_a_rotary_kernel_of_the_old_contract_serves_a_padded_batch():
         logits, _ = backend.model_forward(params, CONFIG, ids, cache)
         outputs.append(backend.to_numpy(logits))
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-6)
+
+
+def test_the_conformance_header_lists_the_hooks():
+    done = run_cli("conformance", "--backend", "numpy", "-k", "softmax.sums_to_one", "--seed", "0")
+    assert done.returncode == 0, done.stderr
+    assert "hooks: compile: none (op by op) · kv cache: KVCache · autodiff: none" in done.stdout.splitlines()[2]
