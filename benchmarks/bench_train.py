@@ -2,14 +2,14 @@
 
     python -m benchmarks.bench_train [--preset default] [--steps 10] [--threads N] [--out FILE]
 
-Engines (see transformer_spec/train/steps.py):
+Engines (see transformer_spec/train/steps.py; every one runs the model written once, backends/model.py):
 
-``torch plain``         the reference path: checked forward, optimizer on native tensors with operators
-``torch numpy-opt``     same gradient, optimizer on NumPy copies (convert, update, convert back)
-``torch fast``          in-place ``torch._foreach_*`` AdamW (the default torch engine)
-``torch compile``       ``torch.compile`` of the forward + loss, in-place AdamW
-``jax plain``           checked forward under ``jax.value_and_grad``, optimizer op by op on jax arrays
-``jax jit``             the whole step (forward, gradient, clipping, AdamW) in one ``jax.jit`` (the default jax engine)
+``torch plain``         no hooks: the reference path, AdamW with operators on native tensors
+``torch numpy-opt``     same gradient, AdamW on NumPy copies (convert, update, convert back)
+``torch auto``          the backend's hooks: in-place ``torch._foreach_*`` AdamW (``adamw_update``)
+``torch compile``       the hooks with ``torch.compile`` on (``compiling()``), in-place AdamW
+``jax plain``           no hooks: ``jax.value_and_grad`` op by op, AdamW op by op on jax arrays
+``jax auto``            the hooks: gradient and update each one ``jax.jit`` program (the default)
 
 Also the optimizer update alone (one AdamW step over the model's parameters)
 on native arrays vs through NumPy. Each engine runs ``--warmup`` steps first
@@ -33,31 +33,29 @@ from ._common import write_results
 
 def _engines(names: list[str]):
     from transformer_spec.backends import load_backend
-    from transformer_spec.train.optim import optimizer_step
-    from transformer_spec.train.steps import Engine, JaxEngine, TorchEngine
+    from transformer_spec.train.optim import adamw_update, clip_by_global_norm
+    from transformer_spec.train.steps import Engine
 
     class NumpyOptimizerEngine(Engine):
         """The plain gradient, then AdamW on NumPy arrays (to measure the conversion against native updates)."""
 
-        name = "numpy-opt"
-
-        def _update(self, grads, step, norm):
-            be = self.backend
+        def _plain_update(self, params, grads, m, v, norm, lr, bc1, bc2):
+            be, opt = self.backend, self.optimizer
             to_np = lambda d: {n: be.to_numpy(a) for n, a in d.items()}  # noqa: E731
-            params, m, v, _, _ = optimizer_step(
-                to_np(self.params), to_np(grads), to_np(self.m), to_np(self.v), step, self.optimizer, float(norm)
-            )
-            self.params = {n: be.asarray(a) for n, a in params.items()}
-            self.m = {n: be.asarray(a) for n, a in m.items()}
-            self.v = {n: be.asarray(a) for n, a in v.items()}
+            grads = to_np(grads)
+            if opt.grad_clip is not None:
+                grads, _ = clip_by_global_norm(grads, opt.grad_clip, float(be.to_numpy(norm)))
+            new = adamw_update(to_np(params), grads, to_np(m), to_np(v), lr=lr, bias_correction1=bc1,
+                               bias_correction2=bc2, config=opt)  # fmt: skip
+            return tuple({n: be.asarray(a) for n, a in d.items()} for d in new)
 
     makers = {
-        "torch plain": ("torch", lambda be, *a: Engine(be, *a)),
-        "torch numpy-opt": ("torch", lambda be, *a: NumpyOptimizerEngine(be, *a)),
-        "torch fast": ("torch", lambda be, *a: TorchEngine(be, *a)),
-        "torch compile": ("torch", lambda be, *a: TorchEngine(be, *a, compile=True)),
-        "jax plain": ("jax", lambda be, *a: Engine(be, *a)),
-        "jax jit": ("jax", lambda be, *a: JaxEngine(be, *a)),
+        "torch plain": ("torch", lambda be, *a: Engine(be, *a, hooks=False)),
+        "torch numpy-opt": ("torch", lambda be, *a: NumpyOptimizerEngine(be, *a, hooks=False)),
+        "torch auto": ("torch", lambda be, *a: Engine(be, *a)),
+        "torch compile": ("torch", lambda be, *a: Engine(be.compiling(), *a)),
+        "jax plain": ("jax", lambda be, *a: Engine(be, *a, hooks=False)),
+        "jax auto": ("jax", lambda be, *a: Engine(be, *a)),
     }
     for name in names:
         backend_name, make = makers[name]
@@ -73,7 +71,7 @@ def bench_optimizer(model_config, optimizer, repeats: int = 20) -> list[dict]:
     """One AdamW update over the model's parameters: native tensors vs NumPy round trip, per backend."""
     from transformer_spec.backends import load_backend
     from transformer_spec.spec.model import init_parameters
-    from transformer_spec.train.optim import init_moments, optimizer_step, torch_optimizer_step_inplace
+    from transformer_spec.train.optim import bias_corrections, decays, init_moments, learning_rate_at, optimizer_step
 
     params_np = init_parameters(model_config, 0)
     rows = []
@@ -97,10 +95,14 @@ def bench_optimizer(model_config, optimizer, repeats: int = 20) -> list[dict]:
             be.to_numpy(next(iter(back.values())))
 
         variants = [("native operators", native), ("NumPy round trip", through_numpy)]
-        if backend_name == "torch":
-            tp = {n: t.clone() for n, t in params.items()}
-            tm, tv = init_moments(tp)
-            variants.append(("torch _foreach in place", lambda: torch_optimizer_step_inplace(tp, grads, tm, tv, 10, optimizer)))
+        if be.adamw_update is not None:  # the backend's fused update hook
+            fp = {n: p * 1.0 for n, p in params.items()}
+            fm, fv = init_moments(fp)
+            bc1, bc2 = bias_corrections(10, optimizer)
+            fused = dict(lr=learning_rate_at(10, optimizer), beta1=optimizer.beta1, beta2=optimizer.beta2, eps=optimizer.eps,
+                         weight_decay=optimizer.weight_decay, bias_correction1=bc1, bias_correction2=bc2,
+                         decay={n: decays(tuple(p.shape)) for n, p in fp.items()})  # fmt: skip
+            variants.append(("fused hook (adamw_update)", lambda: be.adamw_update(fp, grads, fm, fv, **fused)))
         for label, fn in variants:
             fn()
             samples = []
@@ -115,7 +117,7 @@ def bench_optimizer(model_config, optimizer, repeats: int = 20) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="default", help="model shape and batch of this preset (default, smoke)")
-    parser.add_argument("--engines", default="torch plain,torch numpy-opt,torch fast,torch compile,jax plain,jax jit")
+    parser.add_argument("--engines", default="torch plain,torch numpy-opt,torch auto,torch compile,jax plain,jax auto")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per engine")
     parser.add_argument("--warmup", type=int, default=3, help="untimed first steps (compilation happens here)")
     parser.add_argument("--batch-size", type=int, default=None)
