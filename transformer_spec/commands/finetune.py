@@ -62,11 +62,8 @@ def run(args: argparse.Namespace) -> int:
         apply_training_changes,
         check_parallel_batch,
         check_run_paths,
-        interrupted,
-        quiet_signals,
-        report,
-        resume_changes,
-        saved_global_batch,
+        resume_run,
+        run_to_the_end,
         setup_backend,
         setup_parallel,
         training_changes,
@@ -74,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from transformer_spec.train.config import get_preset
     from transformer_spec.train.data import check_batch_shape
     from transformer_spec.train.distributed import launch
-    from transformer_spec.train.pipeline import finetune_examples, replay_documents, replay_spec, resume, start_finetuning
+    from transformer_spec.train.pipeline import finetune_examples, replay_documents, replay_spec, start_finetuning
 
     if bool(args.out) == bool(args.resume):
         raise ConfigError("expected exactly one of --out DIR (a new run) or --resume DIR (continue a run)")
@@ -86,74 +83,51 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.checkpoint or args.data or args.eval_data:
             raise ConfigError("--resume continues with the run's own model and data; drop --checkpoint / --data / --eval-data")
-        changes = resume_changes(args)
-        check_parallel_batch(args, saved_global_batch(args.resume), resuming=True)  # data-parallel: before any work
-        if args.nproc is not None:
-            return launch(args.nproc, args.peer_timeout)
-        backend = setup_backend(args)
-        parallel = setup_parallel(args, backend)
-        trainer = resume(
-            backend,
-            args.resume,
-            engine=args.engine,
-            compile=args.compile,
-            changes=changes,
-            progress=not args.quiet,
-            parallel=parallel,
-        )
-    else:
-        from transformer_spec.hf import load_checkpoint_source
+        return resume_run(args, NAME, "fine-tuned")
+    from transformer_spec.hf import load_checkpoint_source
 
-        # Options, checkpoint and data are checked before the backend is loaded.
-        config = apply_training_changes(get_preset(args.preset).finetune, training_changes(args))
-        if args.data:
-            data_spec = {"kind": "jsonl", "paths": list(args.data), "eval_path": args.eval_data}
-        else:
-            if args.eval_data:
-                raise ConfigError("--eval-data needs --data (the built-in set evaluates on its held-out countries)")
-            data_spec = {"kind": "builtin", "seed": args.data_seed, "holdout_fraction": args.holdout_fraction}
-        examples = finetune_examples(data_spec)  # reads (and checks) the files, once: a pipe cannot be read twice
-        base = load_checkpoint_source(args.checkpoint)  # our folders and Hugging Face GPT-2 folders, as generate
-        preset = get_preset(args.preset)
-        rows = preset.replay_rows if args.replay_rows is None else args.replay_rows
-        if rows < 0:
-            raise ConfigError(f"--replay-rows {rows}, expected an integer >= 0")
-        documents = preset.replay_documents if args.replay_documents is None else args.replay_documents
-        if documents < 1:
-            raise ConfigError(f"--replay-documents {documents}, expected an integer >= 1")
-        replay = replay_spec(base, rows, documents, args.replay_text)
-        replay_text = None
-        if replay is not None:
-            data_spec["replay"] = replay
-            replay_text = replay_documents(replay)  # read (and checked) now, before the backend loads
-        if "context_length" not in training_changes(args):
-            config = config.with_changes(context_length=min(config.context_length, base.config.context_length))
-        check_batch_shape(config.batch_size, config.context_length, base.config.context_length)
-        check_parallel_batch(args, config.batch_size, rows if replay is not None else 0)  # data-parallel: before work
-        if args.nproc is not None:
-            return launch(args.nproc, args.peer_timeout)
-        backend = setup_backend(args)
-        parallel = setup_parallel(args, backend)
-        trainer = start_finetuning(
-            backend,
-            base,
-            config,
-            data_spec,
-            out_dir=args.out,
-            engine=args.engine,
-            compile=args.compile,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-            examples=examples,
-            replay=replay_text,
-            parallel=parallel,
-        )
-    with quiet_signals():  # a second Ctrl-C after training, before the exit, ends quietly too
-        result = trainer.run()
-        if result.stopped == "interrupted":
-            return interrupted(result, NAME, quiet=parallel is not None and parallel.rank > 0)
-        if parallel is None or parallel.rank == 0:
-            report(result, "fine-tuned")
-    if parallel is not None:
-        parallel.close()
-    return 0
+    # Options, checkpoint and data are checked before the backend is loaded.
+    config = apply_training_changes(get_preset(args.preset).finetune, training_changes(args))
+    if args.data:
+        data_spec = {"kind": "jsonl", "paths": list(args.data), "eval_path": args.eval_data}
+    else:
+        if args.eval_data:
+            raise ConfigError("--eval-data needs --data (the built-in set evaluates on its held-out countries)")
+        data_spec = {"kind": "builtin", "seed": args.data_seed, "holdout_fraction": args.holdout_fraction}
+    examples = finetune_examples(data_spec)  # reads (and checks) the files, once: a pipe cannot be read twice
+    base = load_checkpoint_source(args.checkpoint)  # our folders and Hugging Face GPT-2 folders, as generate
+    preset = get_preset(args.preset)
+    rows = preset.replay_rows if args.replay_rows is None else args.replay_rows
+    if rows < 0:
+        raise ConfigError(f"--replay-rows {rows}, expected an integer >= 0")
+    documents = preset.replay_documents if args.replay_documents is None else args.replay_documents
+    if documents < 1:
+        raise ConfigError(f"--replay-documents {documents}, expected an integer >= 1")
+    replay = replay_spec(base, rows, documents, args.replay_text)
+    replay_text = None
+    if replay is not None:
+        data_spec["replay"] = replay
+        replay_text = replay_documents(replay)  # read (and checked) now, before the backend loads
+    if "context_length" not in training_changes(args):
+        config = config.with_changes(context_length=min(config.context_length, base.config.context_length))
+    check_batch_shape(config.batch_size, config.context_length, base.config.context_length)
+    check_parallel_batch(args, config.batch_size, rows if replay is not None else 0)  # data-parallel: before work
+    if args.nproc is not None:
+        return launch(args.nproc, args.peer_timeout)
+    backend = setup_backend(args)
+    parallel = setup_parallel(args, backend)
+    trainer = start_finetuning(
+        backend,
+        base,
+        config,
+        data_spec,
+        out_dir=args.out,
+        engine=args.engine,
+        compile=args.compile,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        examples=examples,
+        replay=replay_text,
+        parallel=parallel,
+    )
+    return run_to_the_end(trainer, parallel, NAME, "fine-tuned")

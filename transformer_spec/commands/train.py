@@ -62,11 +62,8 @@ def run(args: argparse.Namespace) -> int:
         apply_training_changes,
         check_parallel_batch,
         check_run_paths,
-        interrupted,
-        quiet_signals,
-        report,
-        resume_changes,
-        saved_global_batch,
+        resume_run,
+        run_to_the_end,
         setup_backend,
         setup_parallel,
         training_changes,
@@ -74,116 +71,93 @@ def run(args: argparse.Namespace) -> int:
     from transformer_spec.train.config import get_preset
     from transformer_spec.train.data import check_batch_shape
     from transformer_spec.train.distributed import launch
-    from transformer_spec.train.pipeline import pretraining_documents, resume, start_pretraining, train_tokenizer
+    from transformer_spec.train.pipeline import pretraining_documents, start_pretraining, train_tokenizer
 
     if bool(args.out) == bool(args.resume):
         raise ConfigError("expected exactly one of --out DIR (a new run) or --resume DIR (continue a run)")
     check_run_paths(args)  # before any work: a run must not die at its final save
     if args.resume:
-        changes = resume_changes(args)
-        check_parallel_batch(args, saved_global_batch(args.resume), resuming=True)  # any number of processes may resume a run
-        if args.nproc is not None:
-            return launch(args.nproc, args.peer_timeout)
-        backend = setup_backend(args)
-        parallel = setup_parallel(args, backend)
-        trainer = resume(
-            backend,
-            args.resume,
-            engine=args.engine,
-            compile=args.compile,
-            changes=changes,
-            progress=not args.quiet,
-            parallel=parallel,
-        )
+        return resume_run(args, NAME, "pretrained")
+    # Everything that can be wrong with the options or the data is checked before the backend is loaded.
+    preset = get_preset(args.preset)
+    config = apply_training_changes(preset.pretrain, training_changes(args))
+    check_parallel_batch(args, config.batch_size)
+    if args.text:
+        data_spec = {"kind": "text", "path": args.text, "held_out_path": args.held_out_text}
     else:
-        # Everything that can be wrong with the options or the data is checked before the backend is loaded.
-        preset = get_preset(args.preset)
-        config = apply_training_changes(preset.pretrain, training_changes(args))
-        check_parallel_batch(args, config.batch_size)
-        if args.text:
-            data_spec = {"kind": "text", "path": args.text, "held_out_path": args.held_out_text}
-        else:
-            if args.held_out_text:
-                raise ConfigError("--held-out-text needs --text (the generated corpus has its own held-out documents)")
-            documents = preset.corpus_documents if args.documents is None else args.documents
-            if documents < 1:
-                raise ConfigError(f"--documents {documents}, expected an integer >= 1")
-            data_spec = {
-                "kind": "corpus",
-                "seed": args.corpus_seed,
-                "documents": documents,
-                "held_out_seed": preset.held_out_seed,
-                "held_out_documents": preset.held_out_documents,
-            }
-        if args.nproc is not None:  # every option checked: the processes do the rest
-            return launch(args.nproc, args.peer_timeout)
-        documents = pretraining_documents(data_spec)  # reads (and checks) the files, once: a pipe cannot be read twice
-        training_documents = documents[0]
-        _note_unreplayable(args)
-        params = None
-        if args.init:
-            from transformer_spec.hf import load_checkpoint_source
+        if args.held_out_text:
+            raise ConfigError("--held-out-text needs --text (the generated corpus has its own held-out documents)")
+        documents = preset.corpus_documents if args.documents is None else args.documents
+        if documents < 1:
+            raise ConfigError(f"--documents {documents}, expected an integer >= 1")
+        data_spec = {
+            "kind": "corpus",
+            "seed": args.corpus_seed,
+            "documents": documents,
+            "held_out_seed": preset.held_out_seed,
+            "held_out_documents": preset.held_out_documents,
+        }
+    if args.nproc is not None:  # every option checked: the processes do the rest
+        return launch(args.nproc, args.peer_timeout)
+    documents = pretraining_documents(data_spec)  # reads (and checks) the files, once: a pipe cannot be read twice
+    training_documents = documents[0]
+    _note_unreplayable(args)
+    params = None
+    if args.init:
+        from transformer_spec.hf import load_checkpoint_source
 
-            if any(
-                getattr(args, k) is not None
-                for k in ("d_model", "n_layers", "n_heads", "d_ff", "model_context", "vocab_size", "tokenizer")
-            ):
-                raise ConfigError(
-                    "--init takes the model shape and tokenizer from the checkpoint; drop the model and tokenizer options"
-                )
-            base = load_checkpoint_source(args.init)  # our folders and Hugging Face GPT-2 folders, as generate
-            tokenizer, model_config = base.tokenizer, base.config
-            params = {n: p.astype("float32") for n, p in base.params.items()}
-        else:
-            overrides = {
-                k: getattr(args, a)
-                for k, a in (
-                    ("d_model", "d_model"),
-                    ("n_layers", "n_layers"),
-                    ("n_heads", "n_heads"),
-                    ("d_ff", "d_ff"),
-                    ("context_length", "model_context"),
-                )
-                if getattr(args, a) is not None
-            }
-            model_config = ModelConfig.from_dict(preset.model.to_dict() | overrides)  # checked before the tokenizer is trained
-            if args.tokenizer:
-                from transformer_spec.tokenizers import load_tokenizer
+        if any(
+            getattr(args, k) is not None
+            for k in ("d_model", "n_layers", "n_heads", "d_ff", "model_context", "vocab_size", "tokenizer")
+        ):
+            raise ConfigError(
+                "--init takes the model shape and tokenizer from the checkpoint; drop the model and tokenizer options"
+            )
+        base = load_checkpoint_source(args.init)  # our folders and Hugging Face GPT-2 folders, as generate
+        tokenizer, model_config = base.tokenizer, base.config
+        params = {n: p.astype("float32") for n, p in base.params.items()}
+    else:
+        overrides = {
+            k: getattr(args, a)
+            for k, a in (
+                ("d_model", "d_model"),
+                ("n_layers", "n_layers"),
+                ("n_heads", "n_heads"),
+                ("d_ff", "d_ff"),
+                ("context_length", "model_context"),
+            )
+            if getattr(args, a) is not None
+        }
+        model_config = ModelConfig.from_dict(preset.model.to_dict() | overrides)  # checked before the tokenizer is trained
+        if args.tokenizer:
+            from transformer_spec.tokenizers import load_tokenizer
 
-                tokenizer = load_tokenizer(args.tokenizer)
-            else:
-                vocab = preset.tokenizer_vocab if args.vocab_size is None else args.vocab_size
-                tokenizer = train_tokenizer(training_documents, vocab, preset.tokenizer_documents)
-            model_config = replace(model_config, vocab_size=tokenizer.vocab_size)
-        if "context_length" not in training_changes(args):
-            config = config.with_changes(context_length=min(config.context_length, model_config.context_length))
-        check_batch_shape(config.batch_size, config.context_length, model_config.context_length)
-        backend = setup_backend(args)
-        parallel = setup_parallel(args, backend)
-        trainer = start_pretraining(
-            backend,
-            model_config,
-            tokenizer,
-            config,
-            data_spec,
-            out_dir=args.out,
-            engine=args.engine,
-            compile=args.compile,
-            params=params,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-            documents=documents,
-            parallel=parallel,
-        )
-    with quiet_signals():  # a second Ctrl-C after training, before the exit, ends quietly too
-        result = trainer.run()
-        if result.stopped == "interrupted":
-            return interrupted(result, NAME, quiet=parallel is not None and parallel.rank > 0)
-        if parallel is None or parallel.rank == 0:
-            report(result, "pretrained")
-    if parallel is not None:
-        parallel.close()
-    return 0
+            tokenizer = load_tokenizer(args.tokenizer)
+        else:
+            vocab = preset.tokenizer_vocab if args.vocab_size is None else args.vocab_size
+            tokenizer = train_tokenizer(training_documents, vocab, preset.tokenizer_documents)
+        model_config = replace(model_config, vocab_size=tokenizer.vocab_size)
+    if "context_length" not in training_changes(args):
+        config = config.with_changes(context_length=min(config.context_length, model_config.context_length))
+    check_batch_shape(config.batch_size, config.context_length, model_config.context_length)
+    backend = setup_backend(args)
+    parallel = setup_parallel(args, backend)
+    trainer = start_pretraining(
+        backend,
+        model_config,
+        tokenizer,
+        config,
+        data_spec,
+        out_dir=args.out,
+        engine=args.engine,
+        compile=args.compile,
+        params=params,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        documents=documents,
+        parallel=parallel,
+    )
+    return run_to_the_end(trainer, parallel, NAME, "pretrained")
 
 
 def _note_unreplayable(args: argparse.Namespace) -> None:

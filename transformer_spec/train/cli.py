@@ -288,3 +288,40 @@ def interrupted(result, command: str, quiet: bool = False) -> int:
         sys.stderr.flush()
         os._exit(status)
     return status
+
+
+def run_to_the_end(trainer, parallel, command: str, what: str) -> int:
+    """The closing of ``train`` and ``finetune``: train, report on rank 0, end quietly after an interrupt."""
+    with quiet_signals():  # a second Ctrl-C after training, before the exit, ends quietly too
+        result = trainer.run()
+        if result.stopped == "interrupted":
+            return interrupted(result, command, quiet=parallel is not None and parallel.rank > 0)
+        if parallel is None or parallel.rank == 0:
+            report(result, what)
+    if parallel is not None:
+        parallel.close()
+    return 0
+
+
+def resume_run(args: argparse.Namespace, command: str, what: str) -> int:
+    """``--resume DIR`` of ``train`` and ``finetune``: checked before any work, then launched over ``--nproc``
+    processes or run here to the end (any number of processes may resume a run)."""
+    from .distributed import launch
+    from .pipeline import resume
+
+    changes = resume_changes(args)
+    check_parallel_batch(args, saved_global_batch(args.resume), resuming=True)
+    if args.nproc is not None:
+        return launch(args.nproc, args.peer_timeout)
+    backend = setup_backend(args)
+    parallel = setup_parallel(args, backend)
+    trainer = resume(
+        backend,
+        args.resume,
+        engine=args.engine,
+        compile=args.compile,
+        changes=changes,
+        progress=not args.quiet,
+        parallel=parallel,
+    )
+    return run_to_the_end(trainer, parallel, command, what)
