@@ -530,16 +530,18 @@ class Backend:
         return model.norm(self.ops, params, config, x, prefix)
 
     def _multihead_attention(self, params, config, x, prefix, past, positions):
-        cache = KVCache(keys=[None if past is None else past[0]], values=[None if past is None else past[1]])
-        out, cache = self.compiled("attention")(self.ops, params, config, x, prefix, positions, cache, 0)
-        return out, (cache.keys[0], cache.values[0])
+        return self._one_layer("attention", params, config, x, prefix, past, positions)
 
     def _feed_forward(self, params, config, x, prefix):
         return self.compiled("feed_forward")(self.ops, params, config, x, prefix)
 
     def _block(self, params, config, x, prefix, past, positions):
+        return self._one_layer("block", params, config, x, prefix, past, positions)
+
+    def _one_layer(self, name, params, config, x, prefix, past, positions):
+        """One layer's ``name`` (attention or block) with its past keys and values as a one-layer growing cache."""
         cache = KVCache(keys=[None if past is None else past[0]], values=[None if past is None else past[1]])
-        out, cache = self.compiled("block")(self.ops, params, config, x, prefix, positions, cache, 0)
+        out, cache = self.compiled(name)(self.ops, params, config, x, prefix, positions, cache, 0)
         return out, (cache.keys[0], cache.values[0])
 
     def _model_forward(self, params, config, ids, cache):
