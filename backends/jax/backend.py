@@ -202,7 +202,7 @@ class JaxBackend(Backend):
         return jax.device_put(table.astype(_jax_dtype(dtype)), self._device)
 
     def _sample(self, logits, u, temperature, top_k, top_p):
-        return sampling.sample(self._fn, self._fn["argmax"], logits, u, temperature, top_k, top_p)
+        return sampling.sample(self._fn, logits, u, temperature, top_k, top_p)
 
     # ---------------------------------------------------------------- the KV-cache hook
     def init_cache(self, config: ModelConfig, batch_size: int = 1) -> StaticKVCache:
