@@ -48,6 +48,7 @@ from transformer_spec.spec.dtypes import FLOAT_DTYPES
 from .case import Case, Comparison, InvariantViolation
 from .profiles import PROFILE_ENV, PROFILES, default_profile  # noqa: F401  (re-exported)
 from .registry import ANY, BACKEND, TOKENIZER, Check, load_all_checks
+from .strategies import programs
 
 # Examples per check. dev: a quick look (the whole suite well under two minutes on
 # two cores); ci: what CI runs; thorough: before a release.
@@ -71,6 +72,7 @@ class Result:
     repro: str = ""
     examples: int = 0  # examples run: the covering rows, then Hypothesis's
     covering_rows: int = 0  # rows of the covering set run before Hypothesis
+    explored_signatures: int = 0  # call signatures Hypothesis met that the covering set did not (0 outside thorough)
 
     @property
     def bad(self) -> bool:
@@ -421,17 +423,20 @@ def run_check(
         return base
     last: dict[str, Case] = {}
     collected: set[tuple] = set() if signatures is None else signatures
+    phases: dict[str, set[tuple]] = {"covering": set(), "explored": set()}
     counter = {"examples": 0}
 
-    def make_test(forced: dict[str, Any], examples: int, test_seed: int):
+    def make_test(forced: dict[str, Any], examples: int, test_seed: int, phase: str, pins: list[dict[str, Any]] = ()):
         def body(data: Any) -> None:
-            case = Case(backend, dtype, data.draw, forced=forced, free_configs=profile == "thorough")
+            row = {**forced, **(data.draw(st.sampled_from(pins), label="program") if pins else {})}
+            case = Case(backend, dtype, data.draw, forced=row, free_configs=profile == "thorough")
             last["case"] = case
             counter["examples"] += 1
             try:
                 check.fn(case)
             finally:
                 collected.update(case.signatures)
+                phases[phase].update(case.signatures)
 
         test = given(st.data())(body)
         test = settings(
@@ -454,8 +459,11 @@ def run_check(
         # The covering set: one example per row, on a seed that depends on the row only, so the guaranteed
         # part of every profile is the same on every run; the row's values stay fixed while Hypothesis shrinks.
         for index, row in enumerate(rows):
-            make_test(row, 1, index)()
-        make_test({}, max(1, int(PROFILES[profile] * check.examples_factor)), seed)()
+            make_test(row, 1, index, "covering")()
+        # Then Hypothesis: on the programs of the covering set (new values, nothing new to compile), or,
+        # in the thorough profile, anywhere.
+        pins = [] if profile == "thorough" or check.cover is None else programs(check.cover)
+        make_test({}, max(1, int(PROFILES[profile] * check.examples_factor)), seed, "explored", pins)()
 
     try:
         if timeout is None:
@@ -490,6 +498,7 @@ def run_check(
         tail = "".join(traceback.format_exception_only(type(error), error)).strip()
         _describe_failure(base, "error", f"raised {tail}", {}, last.get("case"), backend_spec, repro_header)
     base.examples = counter["examples"]
+    base.explored_signatures = len(phases["explored"] - phases["covering"])
     base.seconds = time.perf_counter() - start
     return base
 

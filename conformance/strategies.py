@@ -233,6 +233,9 @@ def model_cover() -> list[dict[str, Any]]:
     return [dict(row) for row in _model_rows()]
 
 
+model_cover.pinned = ("config", "B", "L", "split")  # type: ignore[attr-defined]  (every draw of a row sets the program)
+
+
 @functools.cache
 def call_shapes(config: ModelConfig) -> tuple[tuple[int, int], ...]:
     """The (B, L) pairs the covering set runs ``config`` with: Hypothesis draws these too for a pooled config,
@@ -293,8 +296,13 @@ def _takes(config: ModelConfig, name: str, value: Any) -> bool:
     return getattr(config, name) == value
 
 
-def covering(**dimensions: tuple[Any, ...]):
-    """A check's ``cover``: the pairwise covering array over ``dimensions`` (draw name -> values), computed once."""
+def covering(*, free: tuple[str, ...] = (), **dimensions: tuple[Any, ...]):
+    """A check's ``cover``: the pairwise covering array over ``dimensions`` (draw name -> values), computed once.
+
+    The draws of a row that choose the program a compiler builds (shapes, flags, static arguments) are
+    its *pinned* draws: in the dev and ci profiles Hypothesis explores values only on a row's pinned
+    draws, so it meets no program the covering set did not (see :func:`programs`). Every dimension is
+    pinned except value regimes (``*_regime``) and those named in ``free`` (traced floats, fractions)."""
 
     @functools.cache
     def rows() -> tuple[tuple[tuple[str, Any], ...], ...]:
@@ -304,7 +312,18 @@ def covering(**dimensions: tuple[Any, ...]):
         return [dict(row) for row in rows()]
 
     cover.dimensions = dimensions  # type: ignore[attr-defined]  (read by the meta-tests)
+    cover.pinned = tuple(n for n in dimensions if n not in free and not n.endswith("_regime"))  # type: ignore[attr-defined]
     return cover
+
+
+def programs(cover: Any) -> list[dict[str, Any]]:
+    """The distinct pinned parts of ``cover``'s rows (its ``pinned`` draws; a cover without them pins nothing):
+    what the explorative phase of the dev and ci profiles draws from, so it compiles nothing new."""
+    pinned = getattr(cover, "pinned", ())
+    if not pinned:
+        return []
+    seen = dict.fromkeys(tuple((n, row[n]) for n in pinned if n in row) for row in cover())
+    return [dict(part) for part in seen]
 
 
 def draw_values(case: Any, shape: tuple[int, ...], regimes: tuple[str, ...], name: str) -> np.ndarray:
