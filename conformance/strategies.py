@@ -326,12 +326,24 @@ def programs(cover: Any) -> list[dict[str, Any]]:
     return [dict(part) for part in seen]
 
 
-def draw_values(case: Any, shape: tuple[int, ...], regimes: tuple[str, ...], name: str) -> np.ndarray:
+def draw_values(case: Any, shape: tuple[int, ...], regimes: tuple[str, ...], name: str, stacked_axes: int = 0) -> np.ndarray:
     """Float64 values of ``shape`` for input ``name``: its regime and seed are separate draws
-    (``name_regime``, ``name_seed``), so a covering set can fix the regime."""
+    (``name_regime``, ``name_seed``), so a covering set can fix the regime.
+
+    ``stacked_axes``: the leading axes stack independent examples, for an invariant that holds per
+    row — one call then checks many examples. The first row takes ``name_regime``; each other row
+    its own (one draw, ``name_stacked``, which shrinks toward the first regime), so one batch mixes,
+    say, huge rows with tiny ones: a kernel that shares anything across rows (one max for the whole
+    batch, a norm over the wrong axis) meets inputs where that shows."""
     regime = case.draw(st.sampled_from(regimes), f"{name}_regime")
     seed = case.draw(st.integers(0, 2**32 - 1), f"{name}_seed")
-    return case.note(name, make_values(shape, seed, regime, case.dtype))
+    rows = int(np.prod(shape[:stacked_axes], dtype=np.int64))
+    if rows <= 1:
+        return case.note(name, make_values(shape, seed, regime, case.dtype))
+    others = case.draw(st.lists(st.sampled_from(regimes), min_size=rows - 1, max_size=rows - 1), f"{name}_stacked")
+    row_shape = shape[stacked_axes:]
+    stack = [make_values(row_shape, seed + i, r, case.dtype) for i, r in enumerate([regime, *others])]
+    return case.note(name, np.stack(stack).reshape(shape))  # (rows, *row_shape) -> shape
 
 
 @st.composite

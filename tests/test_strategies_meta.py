@@ -138,3 +138,45 @@ def test_options_of_every_function_are_in_a_covering_set():
     assert values("model.matches_reference", "B") == {"1", "2"}
     assert any(int(v) % 2 for v in values("model.matches_reference", "L"))
     assert values("softmax.sums_to_one", "axis") == {"-1", "0"}
+
+
+# ---------------------------------------------------------------- bounded compilation
+#
+# In the dev and ci profiles Hypothesis explores values on the programs of the covering set, so the
+# number of distinct call signatures (what a compiler compiles) is fixed by the covering sets: it does
+# not grow with the profile's example count or depend on the seed. A check whose exploration meets a
+# signature its covering set never did has a draw that changes shapes or static arguments outside its
+# cover; pin it there.
+
+
+def _explored_leaks(backend_name: str, seed: int, subject_filter=lambda check: True) -> dict[str, int]:
+    from transformer_spec.backends import load_backend
+    from transformer_spec.conformance import runner
+
+    backend = load_backend(backend_name)
+    leaks = {}
+    for check in load_all_checks("backend").values():
+        if not subject_filter(check):
+            continue
+        result = runner.run_check(check, backend, "float32", "dev", seed, backend_name)
+        assert result.status in ("passed", "skipped"), (check.id, result.message)
+        if result.explored_signatures:
+            leaks[check.id] = result.explored_signatures
+    return leaks
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_exploring_compiles_nothing_the_covering_set_did_not(seed):
+    assert _explored_leaks("numpy", seed) == {}
+
+
+def test_gradient_checks_explore_only_covered_programs():
+    pytest.importorskip("torch")  # NumPy has no autodiff: the gradient checks run on PyTorch
+    assert _explored_leaks("torch", 0, lambda check: check.component == "gradients") == {}
+
+
+def test_signatures_are_the_same_in_dev_and_ci():
+    from transformer_spec.conformance import runner
+
+    counts = {profile: runner.run("numpy", profile=profile, seed=3, timeout=None).signatures for profile in ("dev", "ci")}
+    assert counts["dev"] == counts["ci"], counts
