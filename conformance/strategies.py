@@ -25,10 +25,10 @@ WIDTHS = (2, 8)  # even feature widths (head width Dh, model width D)
 BATCH_AXIS = (1, 2, 3)
 # What covering sets give the batch axes and a length: none, one axis, two; one element, odd, the longest.
 COVER_LENGTHS = LENGTHS
-# Sequence lengths of the model checks (one token, an odd prompt, the longest) and the first chunks
-# a cached sequence is split into: few distinct shapes for a compiler, every case of the cache.
+# Sequence lengths of the model checks (one token, an odd prompt, the longest) and the length of the
+# first chunk when a cached sequence is split (an odd prompt): few shapes for a compiler, every case of the cache.
 MODEL_LENGTHS = (1, 5, 8)
-FIRST_CHUNKS = (1, 3)
+FIRST_CHUNK = 3
 
 # Largest magnitude per dtype that still leaves head-room (float16 overflows at 65504).
 HUGE = {"float16": 3e4, "bfloat16": 1e30, "float32": 1e30, "float64": 1e30}
@@ -203,47 +203,70 @@ def pairwise(dimensions: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:
 # How a sequence is fed through the KV cache: one token at a time, a prompt then single tokens,
 # or two chunks whose second (cached) chunk is longer than one token.
 SPLITS = ("one_by_one", "prompt_then_tokens", "two_chunks")
+# A layer's own cache (``past``) grows with every call, so each chunk is a new shape to compile: the layer
+# checks split in two (a prompt and a cached chunk of several tokens, or of one).
+LAYER_SPLITS = ("two_chunks", "prompt_then_one")
 # What the model checks vary besides the config: batch 1 and > 1; one token, an odd length, the longest.
 MODEL_CALL_DIMENSIONS: dict[str, tuple[Any, ...]] = {"B": (1, 2), "L": MODEL_LENGTHS, "split": SPLITS}
 
 
 @functools.cache
-def _model_choices() -> tuple[tuple[tuple[str, Any], ...], ...]:
-    return tuple(tuple(row.items()) for row in pairwise({**config_dimensions(), **MODEL_CALL_DIMENSIONS}))
+def _config_choices(fields: tuple[str, ...], splits: tuple[str, ...]) -> tuple[tuple[tuple[str, Any], ...], ...]:
+    dims = config_dimensions()
+    varied = {name: values for name, values in dims.items() if not fields or name in fields}
+    fixed = {name: values[0] for name, values in dims.items() if name not in varied}  # the smallest bucket
+    calls = {**MODEL_CALL_DIMENSIONS, "split": splits}
+    return tuple(tuple({**fixed, **row}.items()) for row in pairwise({**varied, **calls}))
 
 
-def model_cover_choices() -> list[dict[str, Any]]:
-    """The rows of the model covering set before the config fields are built into a ModelConfig."""
-    return [dict(row) for row in _model_choices()]
+def model_cover_choices(fields: tuple[str, ...] = (), splits: tuple[str, ...] = SPLITS) -> list[dict[str, Any]]:
+    """The rows of a config covering set (see :func:`config_covering`) before the config fields are built into a ModelConfig."""
+    return [dict(row) for row in _config_choices(tuple(fields), tuple(splits))]
 
 
 @functools.cache
-def _model_rows() -> tuple[tuple[tuple[str, Any], ...], ...]:
+def config_covering(fields: tuple[str, ...] = (), splits: tuple[str, ...] = SPLITS):
+    """The covering set of checks that take a model config: every pair of (value of a config field in
+    ``fields``, batch size, length, cache split) meets in at least one row, and the fields a function
+    does not read (``fields`` from its spec component's ``config_fields``; empty: all of them vary) keep
+    their smallest bucket, so a layer meets fewer configurations, each one a program to compile.
+    Each row fixes the draws "config", "B", "L" and "split"."""
     config_names = set(config_dimensions())
-    rows = []
-    for row in model_cover_choices():
-        config = build_config({k: v for k, v in row.items() if k in config_names})
-        rows.append((("config", config),) + tuple((k, v) for k, v in row.items() if k not in config_names))
-    return tuple(rows)
+
+    @functools.cache
+    def rows() -> tuple[tuple[tuple[str, Any], ...], ...]:
+        built = []
+        for row in model_cover_choices(fields, splits):
+            config = build_config({k: v for k, v in row.items() if k in config_names})
+            built.append((("config", config),) + tuple((k, v) for k, v in row.items() if k not in config_names))
+        return tuple(built)
+
+    def cover() -> list[dict[str, Any]]:
+        return [dict(row) for row in rows()]
+
+    cover.pinned = ("config", "B", "L", "split")  # type: ignore[attr-defined]  (every draw of a row sets the program)
+    cover.fields, cover.splits = fields, splits  # type: ignore[attr-defined]  (read by the meta-tests)
+    return cover
 
 
-def model_cover() -> list[dict[str, Any]]:
-    """The covering set of the model checks: every pair of (config field value, batch, length, cache split)
-    meets in at least one row. Each row fixes the draws "config", "B", "L" and "split"."""
-    return [dict(row) for row in _model_rows()]
+model_cover = config_covering()  # the model checks: every field varies
 
 
-model_cover.pinned = ("config", "B", "L", "split")  # type: ignore[attr-defined]  (every draw of a row sets the program)
+def filtered(cover: Any, keep: Any):
+    """The rows of ``cover`` for which ``keep(row)`` holds, pinned the same way."""
+    kept = functools.cache(lambda: tuple(tuple(row.items()) for row in cover() if keep(row)))
+
+    def subset() -> list[dict[str, Any]]:
+        return [dict(row) for row in kept()]
+
+    subset.pinned = cover.pinned  # type: ignore[attr-defined]
+    return subset
 
 
-@functools.cache
-def call_shapes(config: ModelConfig) -> tuple[tuple[int, int], ...]:
-    """The (B, L) pairs the covering set runs ``config`` with: Hypothesis draws these too for a pooled config,
-    so exploring adds parameters and inputs, not new programs to compile. Any bucket pair for a free config."""
-    pairs = tuple(dict.fromkeys((row["B"], row["L"]) for row in model_cover() if row["config"] == config))
-    if pairs:
-        return pairs
-    return tuple((b, n) for b in MODEL_CALL_DIMENSIONS["B"] for n in MODEL_LENGTHS if n <= config.context_length)
+def layer_cover(component: Any):
+    """The config covering set of a layer's checks: the fields its spec ``component`` reads vary, and the
+    sequence is split in two for its cached calls."""
+    return config_covering(tuple(component.config_fields), LAYER_SPLITS)
 
 
 @functools.cache
@@ -253,7 +276,7 @@ def config_pool() -> tuple[ModelConfig, ...]:
     The dev and ci profiles draw configs from this pool only, so a compiled backend meets a bounded
     number of distinct configurations (and shapes); the thorough profile also draws free combinations.
     """
-    return tuple(dict.fromkeys(dict(row)["config"] for row in _model_rows()))
+    return tuple(dict.fromkeys(row["config"] for row in model_cover()))
 
 
 def config_coverage_gaps(config_cls: type = ModelConfig, pool: tuple | list | None = None) -> list[str]:

@@ -23,6 +23,11 @@ COMPONENT = Component(
     name="block",
     title="Transformer block",
     functions=("block",),
+    # Attention's fields, the two norms' and the feed-forward's.
+    config_fields=(
+        *("d_model", "n_heads", "n_kv_heads", "positional", "rope_base", "bias", "qkv_bias"),
+        *("norm", "norm_eps", "activation", "d_ff"),
+    ),
     invariants=invariants(
         ("block.matches_reference", "Agrees with the float64 pre-norm reference block."),
         ("block.causal", "Output at position i does not change when inputs after i change."),

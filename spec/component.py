@@ -21,6 +21,9 @@ class Component:
     title: str  # human title for the docs
     functions: tuple[str, ...]  # the backend methods this component specifies
     invariants: tuple[Invariant, ...] = field(default_factory=tuple)
+    # The ModelConfig fields the component's functions read: their output depends on no other field (a
+    # layer of the model reads only its own; empty: the component takes no config, or reads all of it).
+    config_fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for inv in self.invariants:

@@ -29,6 +29,7 @@ COMPONENT = Component(
     name="feedforward",
     title="Feed-forward network",
     functions=("feed_forward",),
+    config_fields=("d_model", "d_ff", "activation", "bias"),
     invariants=invariants(
         ("feedforward.matches_reference", "Agrees with the float64 reference for GELU-tanh, GELU, ReLU and SwiGLU."),
         (

@@ -53,6 +53,8 @@ COMPONENT = Component(
     name="multihead_attention",
     title="Multi-head attention",
     functions=("multihead_attention",),
+    # ``positional`` says whether q and k rotate; ``rope_base`` how fast.
+    config_fields=("d_model", "n_heads", "n_kv_heads", "positional", "rope_base", "bias", "qkv_bias"),
     invariants=invariants(
         ("multihead_attention.matches_reference", "Agrees with a float64 reference that loops over heads one at a time."),
         ("multihead_attention.causal", "Output at position i does not change when tokens after i change."),

@@ -31,10 +31,9 @@ def draw_other_params(case: Case, config: ModelConfig, name: str = "other_params
 
 
 def _draw_call_shape(case: Case, config: ModelConfig, max_length: int) -> tuple[int, int]:
-    """A batch size and length the covering set already runs ``config`` with (see ``cs.call_shapes``)."""
-    pairs = [(b, n) for b, n in cs.call_shapes(config) if n <= max_length] or [(1, 1)]
-    B = case.draw(st.sampled_from(sorted({b for b, _ in pairs})), "B")
-    L = case.draw(st.sampled_from(sorted({n for b, n in pairs if b == B})), "L")
+    """A batch size and a length (a covering row fixes both)."""
+    B = case.draw(st.sampled_from(cs.MODEL_CALL_DIMENSIONS["B"]), "B")
+    L = case.draw(st.sampled_from(tuple(n for n in cs.MODEL_LENGTHS if n <= max_length)), "L")
     return B, L
 
 
@@ -51,27 +50,22 @@ def draw_ids(case: Case, config: ModelConfig) -> np.ndarray:
     return rng.integers(0, config.vocab_size, size=(B, L))
 
 
-def draw_split(case: Case, length: int, kinds: tuple[str, ...] = cs.SPLITS, name: str = "split") -> list[int]:
-    """Chunk sizes summing to ``length``: one token at a time, a prompt then single tokens, or two chunks
-    whose second one (fed with a non-empty cache) is longer than one token whenever ``length`` > 2."""
+def draw_split(case: Case, length: int, kinds: tuple[str, ...] = cs.SPLITS) -> list[int]:
+    """Chunk sizes summing to ``length`` (the kind is the draw "split", which a covering row fixes): one token
+    at a time, a prompt of ``cs.FIRST_CHUNK`` tokens then single tokens, a prompt then one token, or two
+    chunks whose second one (fed with a non-empty cache) is longer than one token whenever ``length`` > 2."""
     if length == 1:
         return [1]
-    kind = case.draw(st.sampled_from(kinds), name)
+    kind = case.draw(st.sampled_from(kinds), "split")
     if kind == "one_by_one":
         return [1] * length
-    if kind == "prompt_then_tokens":
-        first = case.draw(st.sampled_from(tuple(n for n in cs.FIRST_CHUNKS if n < length)), "first_chunk")
-        return [first] + [1] * (length - first)
     if kind == "prompt_then_one":
         return [length - 1, 1]
-    first = case.draw(st.sampled_from(tuple(n for n in cs.FIRST_CHUNKS if n < length - 1) or (1,)), "first_chunk")
+    if kind == "prompt_then_tokens":
+        first = min(cs.FIRST_CHUNK, length - 1)
+        return [first] + [1] * (length - first)
+    first = min(cs.FIRST_CHUNK, max(1, length - 2))
     return [first, length - first]
-
-
-# A layer's own cache (``past``) grows with every call, so each chunk is a new shape to compile: the layer
-# checks split in two (a prompt and a cached chunk of several tokens, or of one); the model checks, whose
-# cache is the backend's own, take every split.
-LAYER_SPLITS = ("two_chunks", "prompt_then_one")
 
 
 def magnitude(expected: np.ndarray) -> np.ndarray:
@@ -104,7 +98,7 @@ def check_cached_equals_full(case: Case, method: str, prefix: str) -> None:
     x = draw_stream(case, config)
     full = case.numpy(case.call(method, native, config, case.array("x", x), prefix=prefix)[0])
     past, start, pieces = None, 0, []
-    for size in draw_split(case, x.shape[1], LAYER_SPLITS, "layer_split"):
+    for size in draw_split(case, x.shape[1], cs.LAYER_SPLITS):
         out, past = case.call(
             method, native, config, case.array(f"x_{start}", x[:, start : start + size]), prefix=prefix, past=past
         )
