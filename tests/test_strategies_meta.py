@@ -180,3 +180,59 @@ def test_signatures_are_the_same_in_dev_and_ci():
 
     counts = {profile: runner.run("numpy", profile=profile, seed=3, timeout=None).signatures for profile in ("dev", "ci")}
     assert counts["dev"] == counts["ci"], counts
+
+
+# ---------------------------------------------------------------- what a layer reads
+#
+# A layer's checks vary only the config fields its spec component says it reads (``config_fields``);
+# the others keep one value. That is sound only if the layer's output really depends on no other
+# field: changing any of them, on every configuration of its covering set, leaves the reference's
+# output and the NumPy backend's (the shared model) unchanged, bit for bit.
+
+LAYERS = {
+    "feedforward": ("feed_forward", "blocks.0.mlp."),
+    "multihead_attention": ("multihead_attention", "blocks.0.attn."),
+    "block": ("block", "blocks.0."),
+}
+
+
+def _layer_output(backend, method: str, params, config, x, prefix: str):
+    out = getattr(backend, method)(params, config, x, prefix=prefix)
+    return backend.to_numpy(out if method == "feed_forward" else out[0])  # the layers also return their cache
+
+
+@pytest.mark.parametrize("component", list(LAYERS))
+def test_a_layer_depends_on_no_config_field_outside_its_config_fields(component):
+    import numpy as np
+
+    from transformer_spec import spec
+    from transformer_spec.backends import load_backend
+    from transformer_spec.conformance import reference as ref
+    from transformer_spec.spec.errors import ConfigError
+
+    spec_component = next(c for c in spec.COMPONENTS if c.name == component)
+    declared = spec_component.config_fields
+    assert declared and set(declared) <= set(cs.config_dimensions())
+    method, prefix = LAYERS[component]
+    backend = load_backend("numpy")
+    others = {name: values for name, values in cs.config_dimensions().items() if name not in declared}
+    changed = 0
+    for row in cs.layer_cover(spec_component)()[:6]:
+        config = row["config"]
+        params = cs.model_parameters(config, 0)
+        x = np.random.default_rng(0).standard_normal((2, 5, config.d_model))
+        expected_ref = getattr(ref, method)(params, config, x, prefix)
+        expected_backend = _layer_output(backend, method, params, config, x, prefix)
+        for name, values in others.items():
+            for value in values:
+                try:
+                    other = dataclasses.replace(config, **{name: value})
+                except (ConfigError, TypeError):
+                    continue  # an encoded bucket ("d_model") or a value this config cannot take
+                if other == config:
+                    continue
+                changed += 1
+                np.testing.assert_array_equal(getattr(ref, method)(params, other, x, prefix), expected_ref, err_msg=name)
+                got = _layer_output(backend, method, params, other, x, prefix)
+                np.testing.assert_array_equal(got, expected_backend, err_msg=f"{name}={value!r}")
+    assert changed > 0
