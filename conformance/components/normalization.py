@@ -14,29 +14,36 @@ from ..case import Case
 from ..registry import ANY, check
 
 EPS = (1e-5, 1e-6, 1e-2)
+REGIMES = ("normal", "ties", "wide")
+# The programs every norm check shares, x's shape (..., L, D): no batch axis and one row of the longest
+# width; one batch axis, the longest length and an odd width; two batch axes, an odd length and width 2.
+SHAPES = ((1, 8), (2, 8, 3), (3, 2, 3, 2))
 
 
-def _draw(case: Case, regimes=("normal", "ties", "wide")):
-    shape = case.draw(cs.batch_shapes(), "batch") + (
-        case.draw(cs.lengths(), "L"),
-        case.draw(st.sampled_from(WIDTHS), "D"),
-    )
-    x = cs.draw_values(case, shape, regimes, "x")
+def _draw(case: Case, regimes=REGIMES):
+    shape = case.draw(st.sampled_from(SHAPES), "shape")
+    # Every row is normalised on its own: each is an independent example with its own regime.
+    x = cs.draw_values(case, shape, regimes, "x", stacked_axes=len(shape) - 1)
     eps = case.draw(st.sampled_from(EPS), "eps")
     return x, eps
 
 
-WIDTHS = (2, 3, 8)  # one odd width
-COVER = cs.covering(batch=cs.BATCH_SHAPES, L=cs.COVER_LENGTHS, D=WIDTHS, eps=EPS, x_regime=("normal", "ties", "wide"))
+def _layer_norm(case: Case, name: str, x: np.ndarray, w: np.ndarray, b: np.ndarray | None, eps: float) -> np.ndarray:
+    """layer_norm(x, w, b) in the case's dtype; ``b=None`` (no shift) is an option of its own."""
+    shift = [] if b is None else [case.array("b", b)]
+    return case.numpy(case.call("layer_norm", case.array(name, x), case.array("w", w), *shift, eps=eps))
 
 
-@check("normalization.layer_norm_standardizes", cover=COVER)
+# eps is a traced float: it is varied, not pinned. layer_norm also runs with and without its shift b.
+RMS_COVER = cs.covering(shape=SHAPES, eps=EPS, x_regime=REGIMES, free=("eps",))
+LAYER_NORM_COVER = cs.covering(shape=SHAPES, with_bias=(False, True), eps=EPS, x_regime=REGIMES, free=("eps",))
+
+
+@check("normalization.layer_norm_standardizes", cover=LAYER_NORM_COVER)
 def layer_norm_standardizes(case: Case) -> None:
     x, eps = _draw(case)
     D = x.shape[-1]
-    y = case.numpy(
-        case.call("layer_norm", case.array("x", x), case.array("w", np.ones(D)), case.array("b", np.zeros(D)), eps=eps)
-    )
+    y = _layer_norm(case, "x", x, np.ones(D), np.zeros(D) if case.draw(st.booleans(), "with_bias") else None, eps)
     xr = case.rounded(x)
     var = xr.var(axis=-1)
     slack = 8 * D * EPSILON[case.dtype] * (1 + np.abs(xr).max(axis=-1) / np.sqrt(var + eps))
@@ -51,39 +58,51 @@ def layer_norm_standardizes(case: Case) -> None:
     )
 
 
-@check("normalization.layer_norm_matches_reference", cover=COVER)
+@check("normalization.layer_norm_matches_reference", cover=LAYER_NORM_COVER)
 def layer_norm_matches_reference(case: Case) -> None:
     x, eps = _draw(case)
     D = x.shape[-1]
     w = case.draw(cs.float_arrays((D,), case.dtype), "w")
-    b = case.draw(cs.float_arrays((D,), case.dtype), "b")
-    got = case.numpy(case.call("layer_norm", case.array("x", x), case.array("w", w), case.array("b", b), eps=eps))
-    xr, wr, br = case.rounded(x), case.rounded(w), case.rounded(b)
+    b = case.draw(cs.float_arrays((D,), case.dtype), "b") if case.draw(st.booleans(), "with_bias") else None
+    got = _layer_norm(case, "x", x, w, b, eps)
+    xr, wr = case.rounded(x), case.rounded(w)
+    br = np.zeros(D) if b is None else case.rounded(b)
     expected = ref.layer_norm(xr, wr, br, eps)
     # Rounding x by |x|·eps moves the normalised value by |x|·eps/σ: scale the tolerance by that condition number.
     condition = (np.abs(xr).max(axis=-1, keepdims=True) + 1e-30) / np.sqrt(xr.var(axis=-1, keepdims=True) + eps)
     case.assert_close(
-        got, expected, "layer_norm(x, w, b)", magnitude=(np.abs(wr) * np.maximum(condition, 1) + np.abs(br)) * np.sqrt(D)
+        got,
+        expected,
+        f"layer_norm(x, w{'' if b is None else ', b'})",
+        magnitude=(np.abs(wr) * np.maximum(condition, 1) + np.abs(br)) * np.sqrt(D),
     )
 
 
-@check("normalization.layer_norm_shift_scale_invariant")
+# Powers of two scale exactly; the shifts are exact in every dtype.
+SCALES, SHIFTS = (0.5, 2.0, 4.0), (-1.0, 0.5, 2.0)
+
+
+@check(
+    "normalization.layer_norm_shift_scale_invariant",
+    cover=cs.covering(shape=SHAPES, with_bias=(False, True), a=SCALES, c=SHIFTS, free=("a", "c")),
+)
 def layer_norm_shift_scale_invariant(case: Case) -> None:
-    shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(st.sampled_from((4, 8, 16)), "D"),)
-    x = case.rounded(case.draw(cs.float_arrays(shape, case.dtype, ("normal",)), "x"))
-    a = case.draw(st.sampled_from((0.5, 2.0, 4.0)), "a")  # powers of two: a*x is exact
-    c = case.draw(st.sampled_from((-1.0, 0.5, 2.0)), "c")
+    shape = case.draw(st.sampled_from(SHAPES), "shape")
+    # Rows stacked with the plain regime only: eps = 0 leaves a row of ties (zero variance) undefined.
+    x = case.rounded(cs.draw_values(case, shape, ("normal",), "x", stacked_axes=len(shape) - 1))
+    a = case.draw(st.sampled_from(SCALES), "a")
+    c = case.draw(st.sampled_from(SHIFTS), "c")
     D = shape[-1]
-    ones, zeros = case.array("w", np.ones(D)), case.array("b", np.zeros(D))
+    b = np.zeros(D) if case.draw(st.booleans(), "with_bias") else None
     eps = 1e-12 if case.dtype == "float64" else 0.0
-    y1 = case.numpy(case.call("layer_norm", case.array("x", x), ones, zeros, eps=eps))
-    y2 = case.numpy(case.call("layer_norm", case.array("ax_plus_c", case.rounded(a * x + c)), ones, zeros, eps=eps))
+    y1 = _layer_norm(case, "x", x, np.ones(D), b, eps)
+    y2 = _layer_norm(case, "ax_plus_c", case.rounded(a * x + c), np.ones(D), b, eps)
     spread = np.abs(x).max(axis=-1, keepdims=True) + abs(c) / a
     condition = spread / (x.std(axis=-1, keepdims=True) + 1e-30)
     case.assert_close(y2, y1, f"layer_norm({a}*x + {c}) vs layer_norm(x)", magnitude=np.maximum(condition, 1) * np.sqrt(D))
 
 
-@check("normalization.rms_norm_unit_rms", cover=COVER)
+@check("normalization.rms_norm_unit_rms", cover=RMS_COVER)
 def rms_norm_unit_rms(case: Case) -> None:
     x, eps = _draw(case)
     D = x.shape[-1]
@@ -94,7 +113,7 @@ def rms_norm_unit_rms(case: Case) -> None:
     case.assert_close(got, expected, "root mean square of rms_norm(x) rows", magnitude=np.ones_like(expected) * D)
 
 
-@check("normalization.rms_norm_matches_reference", cover=COVER)
+@check("normalization.rms_norm_matches_reference", cover=RMS_COVER)
 def rms_norm_matches_reference(case: Case) -> None:
     x, eps = _draw(case)
     D = x.shape[-1]
@@ -105,13 +124,20 @@ def rms_norm_matches_reference(case: Case) -> None:
     case.assert_close(got, expected, "rms_norm(x, w)", magnitude=np.maximum(np.abs(expected), np.abs(wr)) * np.sqrt(D))
 
 
-@check("normalization.errors", dtypes=ANY)
+@check(
+    "normalization.errors",
+    dtypes=ANY,
+    cover=cs.covering(shape=SHAPES, method=("layer_norm", "rms_norm"), with_bias=(False, True)),
+)
 def errors(case: Case) -> None:
-    x = case.array("x", np.zeros((2, 4)))
-    case.expect_error(ShapeError, "'w'", "layer_norm", x, case.array("w", np.ones(3)), case.array("b", np.zeros(4)))
-    case.expect_error(ShapeError, "'b'", "layer_norm", x, case.array("w4", np.ones(4)), case.array("b3", np.zeros(3)))
-    case.expect_error(ShapeError, "'w'", "rms_norm", x, case.array("w5", np.ones(5)))
-    case.expect_error(
-        DTypeError, "'x'", "rms_norm", case.array("ids", np.zeros((2, 4), dtype=np.int64), "int64"), case.array("w4b", np.ones(4))
-    )
-    case.expect_error(ConfigError, "eps", "layer_norm", x, case.array("w4c", np.ones(4)), case.array("b4", np.zeros(4)), eps=-1.0)
+    shape = case.draw(st.sampled_from(SHAPES), "shape")
+    method = case.draw(st.sampled_from(("layer_norm", "rms_norm")), "method")
+    D = shape[-1]
+    # layer_norm's shift b, given or left out (rms_norm has none).
+    shift = {"b": case.array("b", np.zeros(D))} if case.draw(st.booleans(), "with_bias") and method == "layer_norm" else {}
+    x, w = case.array("x", np.zeros(shape)), case.array("w", np.ones(D))
+    case.expect_error(ShapeError, "'w'", method, x, case.array("w_wrong", np.ones(D + 1)), **shift)
+    case.expect_error(DTypeError, "'x'", method, case.array("ids", np.zeros(shape, dtype=np.int64), "int64"), w, **shift)
+    case.expect_error(ConfigError, "eps", method, x, w, **shift, eps=-1.0)
+    if method == "layer_norm":
+        case.expect_error(ShapeError, "'b'", method, x, w, case.array("b_wrong", np.zeros(D + 1)))

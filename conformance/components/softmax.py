@@ -13,17 +13,28 @@ from .. import strategies as cs
 from ..case import Case
 from ..registry import ANY, check
 
+# The programs every softmax and log_softmax check shares (x's shape with each axis): no batch axis, one,
+# two; along the last axis a reduced length of 8 (the longest), 3 (odd) and 1, along the first 8, 2 and 3.
+# Six programs per method, however many checks and examples run.
+SHAPES = ((8,), (2, 3), (3, 2, 1))
+AXES = (-1, 0)  # the last axis and the first
+
 
 def _draw_input(case: Case, regimes=("normal", "ties", "wide")) -> tuple[np.ndarray, int]:
-    shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(cs.lengths(), "n"),)
-    x = cs.draw_values(case, shape, regimes, "x")
-    axis = case.draw(st.integers(-len(shape), len(shape) - 1), "axis")
-    return x, axis
+    shape = case.draw(st.sampled_from(SHAPES), "shape")
+    axis = case.draw(st.sampled_from(AXES), "axis")
+    # Each slice along the axis is an independent example with its own regime (a huge slice next to a tiny
+    # one): draw them stacked along the leading axes with the reduced axis last, then move it into place.
+    a = axis % len(shape)
+    x = cs.draw_values(case, shape[:a] + shape[a + 1 :] + (shape[a],), regimes, "x", stacked_axes=len(shape) - 1)
+    if a == len(shape) - 1:
+        return x, axis
+    return case.note("x_moved", np.moveaxis(x, -1, a)), axis  # (..., n, ...) with n at the axis: shape
 
 
 def _cover(regimes=("normal", "ties", "wide")):
-    """Every regime with every batch rank, length and axis (the first and the last)."""
-    return cs.covering(batch=cs.BATCH_SHAPES, n=cs.COVER_LENGTHS, axis=(-1, 0), x_regime=regimes)
+    """Every regime with every shape and axis."""
+    return cs.covering(shape=SHAPES, axis=AXES, x_regime=regimes)
 
 
 def _sum_tolerance(case: Case, n: int) -> float:
@@ -117,13 +128,19 @@ def log_softmax_is_log_of_softmax(case: Case) -> None:
     case.assert_close(np.exp(lp), p, "exp(log_softmax(x)) vs softmax(x)", magnitude=magnitude)
 
 
-@check("softmax.errors", dtypes=ANY)
+METHODS = ("softmax", "log_softmax")
+
+
+@check("softmax.errors", dtypes=ANY, cover=cs.covering(shape=SHAPES, axis=AXES, method=METHODS))
 def errors(case: Case) -> None:
-    shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(cs.lengths(), "n"),)
+    shape = case.draw(st.sampled_from(SHAPES), "shape")
+    axis = case.draw(st.sampled_from(AXES), "axis")
+    method = case.draw(st.sampled_from(METHODS), "method")
     ints = case.array("ids", np.zeros(shape, dtype=np.int64), "int64")
-    case.expect_error(DTypeError, "'x'", "softmax", ints)
+    case.expect_error(DTypeError, "'x'", method, ints, axis=axis)
     x = case.array("x", np.zeros(shape))
-    case.expect_error(ShapeError, "axis", "softmax", x, axis=len(shape))
-    case.expect_error(ShapeError, "axis", "log_softmax", x, axis=-len(shape) - 1)
-    empty = case.array("empty", np.zeros(shape[:-1] + (0,)))
-    case.expect_error(ShapeError, "'x'", "softmax", empty, axis=-1)
+    case.expect_error(ShapeError, "axis", method, x, axis=len(shape))
+    case.expect_error(ShapeError, "axis", method, x, axis=-len(shape) - 1)
+    a = axis % len(shape)
+    empty = case.array("empty", np.zeros(shape[:a] + (0,) + shape[a + 1 :]))  # shape with nothing along the axis
+    case.expect_error(ShapeError, "'x'", method, empty, axis=axis)
