@@ -575,9 +575,11 @@ def render_table(report: Report, show_failures: bool = True, header: bool = True
     if report.subject == BACKEND:
         examples = sum(r.examples for r in report.results)
         rows = sum(r.covering_rows for r in report.results)
+        explored = sum(r.explored_signatures for r in report.results)
         lines.append(
             f"{examples} examples ({rows} from covering sets) over {report.signatures} distinct call signatures "
             "(method, shapes, dtypes, static arguments)"
+            + (f", {explored} of them met only while exploring" if explored else "")
         )
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
