@@ -36,6 +36,7 @@ from .. import strategies as cs
 from ..case import Case, InvariantViolation
 from ..registry import FLOAT, check
 from ..runner import SkipCheck
+from .softmax import SHAPES as SOFTMAX_SHAPES
 
 IGNORE = -100  # the default ignore_index of cross_entropy
 
@@ -402,11 +403,12 @@ def _run_directional(case: Case, problem: Problem, build_call: str, seed: int) -
 # ---------------------------------------------------------------------- checks
 
 
-@check("gradients.declared_autodiff_works", dtypes=FLOAT, examples_factor=0.5)
+# softmax's own shapes (along the last axis): the forward programs are those of the softmax checks.
+@check("gradients.declared_autodiff_works", dtypes=FLOAT, examples_factor=0.5, cover=cs.covering(shape=SOFTMAX_SHAPES))
 def declared_autodiff_works(case: Case) -> None:
     require_autodiff(case.be)
     be, dtype = case.be, case.dtype
-    shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(cs.widths(), "N"),)
+    shape = case.draw(st.sampled_from(SOFTMAX_SHAPES), "shape")
     x = case.draw(cs.float_arrays(shape, dtype, ("normal",)), "x")
     r = case.rounded(np.random.default_rng(case.draw(st.integers(0, 2**16), "r_seed")).standard_normal(shape))
     params = {"x": case.array("x", x), "unused": case.array("unused", np.ones((2, 3)))}
@@ -467,20 +469,40 @@ def declared_autodiff_works(case: Case) -> None:
         )
 
 
-@check("gradients.primitives_match_finite_differences", dtypes=FLOAT, examples_factor=0.5)
+def _draw_seed(case: Case) -> int:
+    """A problem seed: its variant (``seed % VARIANTS``, the shapes: a program) is pinned, the rest (values) is not."""
+    variant = case.draw(st.sampled_from(range(VARIANTS)), "variant")
+    return case.draw(st.integers(0, 2**31 - 1), "values_seed") * VARIANTS + variant
+
+
+@check(
+    "gradients.primitives_match_finite_differences",
+    dtypes=FLOAT,
+    examples_factor=0.5,
+    cover=cs.covering(variant=tuple(range(VARIANTS))),
+)
 def primitives_match_finite_differences(case: Case) -> None:
     require_float64(case)
-    seed = case.draw(st.integers(0, 2**32 - 1), "seed")
+    seed = _draw_seed(case)
     for name in PRIMITIVE_PROBLEMS:
         _run_directional(case, primitive_problem(name, seed), f"G.primitive_problem({name!r}, {seed})", seed)
         case.calls.clear()  # the repro redoes only the primitive that failed
 
 
-@check("gradients.composites_match_finite_differences", dtypes=FLOAT, examples_factor=0.25)
+def composite_cover() -> list[dict[str, Any]]:
+    """Every config of the model covering pool once, with the two call shapes (variants) in turn: each config
+    and each shape is differentiated on every run, and exploring only draws new values for these programs."""
+    return [{"config": config, "variant": i % VARIANTS} for i, config in enumerate(cs.config_pool())]
+
+
+composite_cover.pinned = ("config", "variant")  # type: ignore[attr-defined]  (both choose the program)
+
+
+@check("gradients.composites_match_finite_differences", dtypes=FLOAT, examples_factor=0.25, cover=composite_cover)
 def composites_match_finite_differences(case: Case) -> None:
     require_float64(case)
     config = case.draw(cs.model_configs(max_layers=2), "config")
-    seed = case.draw(st.integers(0, 2**16), "seed")
+    seed = _draw_seed(case)
     for name in COMPOSITES:
         _run_directional(case, composite_problem(name, config, seed), f"G.composite_problem({name!r}, config, {seed})", seed)
         case.calls.clear()
