@@ -461,6 +461,28 @@ class TemperatureIgnored(Mutant):
         return super()._sample(logits, u, 1.0 if temperature > 0 else 0.0, top_k, top_p)
 
 
+class SoftmaxSharesOneMax(Mutant):
+    """Subtracts one max over the whole array instead of each row's own: right while all rows are of one
+    scale; a row far below the largest underflows to 0/0. Only rows of mixed regimes in one call show it."""
+
+    breaks = "softmax.finite_for_extreme_inputs"
+
+    def _softmax(self, x, axis):
+        with np.errstate(invalid="ignore"):
+            e = np.exp(x - x.max())
+            return e / e.sum(axis=axis, keepdims=True)
+
+
+class LinearTransposesSquareWeight(Mutant):
+    """Reads a square w as (Dout, Din), the nn.Linear layout (x @ w.T): a non-square w would fail on its
+    shape, so only a square one, whose shape is no different, shows it."""
+
+    breaks = "linear.matches_reference"
+
+    def _linear(self, x, w, b):
+        return super()._linear(x, w.T if w.shape[0] == w.shape[1] else w, b)
+
+
 # The four blind spots measured in issue 10: each has mutants that only a covering set (or a stateful check,
 # or an ulp bound) catches on every seed.
 BLIND_SPOTS = ("config_field", "rare_combination", "state_across_calls", "elementwise_constant")

@@ -14,9 +14,9 @@ from ..registry import ANY, check
 
 # The programs every linear check shares, (batch axes, Din, Dout), in pairs that hold the same rows: x (Din,)
 # and x (1, Din); x (3, 2, Din) and its flattened 2-D form (6, Din). So "batched vs flattened" compiles
-# nothing new, and every check meets no batch axis, one, two, a single row and several. Din != Dout: a
-# transposed w has the wrong shape.
-SIZES = (((), 2, 8), ((1,), 2, 8), ((3, 2), 8, 2), ((6,), 8, 2))
+# nothing new, and every check meets no batch axis, one, two, a single row and several. One w is square
+# (a transposed w keeps its shape: only the values show it), the other is not (an output of x's width shows).
+SIZES = (((), 8, 8), ((1,), 8, 8), ((3, 2), 2, 8), ((6,), 2, 8))
 REGIMES = ("normal", "ties", "wide")
 
 
