@@ -400,3 +400,53 @@ def model_parameters(config: ModelConfig, seed: int) -> dict[str, np.ndarray]:
 
 
 MODEL_PARAMETERS_RECIPE = "transformer_spec.conformance.strategies.model_parameters({config!r}, {seed})"
+
+
+# ---------------------------------------------------------------------- program tables shared by checks
+# Users: conformance/components/attention.py, loss.py, sampling.py and embedding.py. The checks of one
+# method take their rows from one table of programs (shapes, flags, static arguments), so a compiler
+# meets each program once for all of them; a check that needs a flag takes the rows that have it.
+
+
+def table_cover(rows: list[dict[str, Any]], *, pairwise_over: tuple[str, ...] | None = None, free: tuple[str, ...] = ()):
+    """A check's ``cover`` from explicit ``rows`` (a shared table of programs, or the rows of one a check can use).
+
+    ``pairwise_over`` names the dimensions whose every pair of values the rows hold (what the meta-tests
+    check; default: every name all rows have), each taking the values it takes in the rows. Pinned draws
+    are chosen as in :func:`covering`."""
+    frozen = tuple(tuple(row.items()) for row in rows)
+    names = tuple(dict.fromkeys(name for row in rows for name in row))
+    shared = tuple(n for n in names if all(n in row for row in rows))
+
+    def cover() -> list[dict[str, Any]]:
+        return [dict(row) for row in frozen]
+
+    cover.dimensions = {n: tuple(dict.fromkeys(row[n] for row in rows)) for n in (pairwise_over or shared)}  # type: ignore[attr-defined]
+    cover.pinned = tuple(n for n in names if n not in free and not n.endswith("_regime"))  # type: ignore[attr-defined]
+    return cover
+
+
+def spread(programs: list[dict[str, Any]], **free: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """Rows that run every one of ``programs`` (dicts of pinned draws) and give each ``free`` dimension (a draw
+    that chooses no program: a float, a fraction, a regime) values such that every value of it meets every
+    value of every other dimension. Greedy and deterministic; adds no program to compile."""
+    from itertools import product  # imported here: this block is appended to a module others edit
+
+    names = tuple(dict.fromkeys(n for p in programs for n in p))
+    wanted = {("program", i) for i in range(len(programs))}
+    for f, values in free.items():
+        for other in names + tuple(g for g in free if g > f):
+            seen = tuple(dict.fromkeys(p[other] for p in programs if other in p)) if other in names else free[other]
+            wanted |= {(f, repr(v), other, repr(w)) for v in values for w in seen}
+
+    def covers(i: int, choice: dict[str, Any]) -> set:
+        row = {**programs[i], **choice}
+        return {("program", i)} | {(f, repr(row[f]), other, repr(row[other])) for f in free for other in row if other != f}
+
+    choices = [dict(zip(free, combo)) for combo in product(*free.values())]
+    rows = []
+    while wanted:  # each row: the (program, free values) covering most of what is still wanted (the first on ties)
+        i, choice = max(((i, c) for i in range(len(programs)) for c in choices), key=lambda ic: len(covers(*ic) & wanted))
+        wanted -= covers(i, choice)
+        rows.append({**programs[i], **choice})
+    return rows

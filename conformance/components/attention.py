@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from hypothesis import strategies as st
 
-from transformer_spec.spec.errors import DTypeError, ShapeError
+from transformer_spec.spec.errors import ConfigError, DTypeError, ShapeError
 from transformer_spec.spec.tolerances import EPSILON
 
 from .. import reference as ref
@@ -15,31 +16,110 @@ from .. import strategies as cs
 from ..case import Case
 from ..registry import ANY, check
 
+EXPLICIT_SCALE = 0.5  # the explicit scale of the table (a float: one program whatever its value)
+MASK_SHAPES = ("shared", "batched")  # a mask of shape (L, S) for every batch element, or (..., L, S)
 
-def _draw_qkv(case: Case, causal: bool | None = None, with_mask: bool | None = None):
-    """q (..., L, Dh), k (..., S, Dh), v (..., S, Dv), mask or None, causal flag, scale or None."""
+# The programs of every attention check: what a compiler specialises on (batch axes, L, S, Dh, Dv, the
+# mask's shape, causal, scale None or explicit, need_weights). Two halves of ten rows, non-causal then
+# causal: each half is a covering array of strength two over the batch axes, L, S, the mask (none, shared,
+# batched), Dh, Dv and the scale, so a check that needs one causal value still meets every pair of the
+# others; the masked rows of both halves cover every pair as well (for the checks that need a mask). A
+# causal row with L > S runs with L and S swapped (queries are the last L of S positions).
+# Every row runs with weights at its scale; the rows marked ``twin`` (twelve, covering every pair again)
+# also run through the fast path (need_weights=False) at the other scale, so the checks of the fast path
+# and of scale=None share these programs: 20 + 12 in all. Found by a local search; a greedy covering
+# array needs 13 rows per half, and no 9-row half exists (4 three-valued dimensions leave no room for a
+# two-valued one). A row without a mask still names a mask shape, so that name's pairs are covered too.
+# fmt: off
+ATTENTION_TABLE = (
+    # causal batch   L  S  with_mask mask_shape Dh Dv scale twin
+    (False, (),     1, 8, True,  "shared",  8, 2, 0.5,  True),
+    (False, (3, 2), 1, 1, False, "shared",  8, 2, None, True),
+    (False, (),     8, 3, False, "shared",  2, 8, None, True),
+    (False, (2,),   1, 3, True,  "batched", 8, 2, 0.5,  True),
+    (False, (3, 2), 3, 3, True,  "shared",  8, 8, None, False),
+    (False, (),     3, 1, True,  "batched", 2, 8, 0.5,  True),
+    (False, (2,),   8, 1, True,  "shared",  2, 8, None, False),
+    (False, (3, 2), 8, 8, True,  "batched", 8, 2, 0.5,  False),
+    (False, (3, 2), 1, 8, True,  "batched", 2, 8, None, False),
+    (False, (2,),   3, 8, False, "batched", 2, 2, 0.5,  False),
+    (True,  (),     1, 8, False, "shared",  2, 8, 0.5,  True),
+    (True,  (),     8, 3, True,  "shared",  2, 2, 0.5,  True),
+    (True,  (2,),   1, 3, True,  "batched", 8, 8, 0.5,  False),
+    (True,  (),     1, 1, True,  "shared",  8, 2, None, False),
+    (True,  (3, 2), 8, 8, True,  "batched", 8, 2, None, True),
+    (True,  (),     3, 1, True,  "batched", 2, 8, 0.5,  False),
+    (True,  (3, 2), 1, 1, True,  "shared",  2, 8, 0.5,  True),
+    (True,  (2,),   3, 8, True,  "shared",  2, 2, None, True),
+    (True,  (2,),   8, 1, False, "batched", 8, 8, None, True),
+    (True,  (3, 2), 3, 3, False, "shared",  8, 2, None, True),
+)
+# fmt: on
+_NAMES = ("causal", "batch", "L", "S", "with_mask", "mask_shape", "Dh", "Dv", "scale")
+ROWS = [dict(zip(_NAMES, row[:-1])) for row in ATTENTION_TABLE]
+TWINS = [dict(zip(_NAMES, row[:-1])) for row in ATTENTION_TABLE if row[-1]]
+
+
+def _other_scale(scale: float | None) -> float | None:
+    return EXPLICIT_SCALE if scale is None else None
+
+
+COVER = cs.table_cover(ROWS)  # with weights
+COVER_FAST_PATH = cs.table_cover([{**row, "scale": _other_scale(row["scale"])} for row in TWINS])
+COVER_BOTH_PATHS = cs.table_cover(TWINS)  # each row's weights program and its fast-path twin
+COVER_CAUSAL = cs.table_cover([row for row in ROWS if row["causal"]])
+COVER_NOT_CAUSAL = cs.table_cover([row for row in ROWS if not row["causal"]])
+COVER_MASKED = cs.table_cover([row for row in ROWS if row["with_mask"]])
+
+
+@dataclass(frozen=True)
+class Program:
+    """One row of ATTENTION_TABLE as drawn: the shapes and flags of a call (L <= S when causal)."""
+
+    batch: tuple[int, ...]
+    L: int
+    S: int
+    Dh: int
+    Dv: int
+    causal: bool
+    mask_shape: tuple[int, ...] | None  # None: no mask
+    scale: float | None
+
+
+def _draw_program(case: Case) -> Program:
+    """The program of a covering row (every name of ATTENTION_TABLE is drawn, so exploring adds none)."""
     batch = case.draw(cs.batch_shapes(), "batch")
     L, S = case.draw(cs.lengths(), "L"), case.draw(cs.lengths(), "S")
-    causal = case.draw(st.booleans(), "causal") if causal is None else causal
+    causal = case.draw(st.booleans(), "causal")
     if causal and L > S:
         L, S = S, L  # queries are the last L of S positions: L <= S by construction
+    mask_shape = None
+    if case.draw(st.booleans(), "with_mask"):
+        shared = case.draw(st.sampled_from(MASK_SHAPES), "mask_shape") == "shared"
+        mask_shape = (L, S) if shared else batch + (L, S)
     Dh, Dv = case.draw(cs.widths(), "Dh"), case.draw(cs.widths(), "Dv")
-    q = case.draw(cs.float_arrays(batch + (L, Dh), case.dtype, ("normal", "ties", "zeros")), "q")
-    k = case.draw(cs.float_arrays(batch + (S, Dh), case.dtype, ("normal", "ties")), "k")
-    v = case.draw(cs.float_arrays(batch + (S, Dv), case.dtype, ("normal", "ties")), "v")
-    with_mask = case.draw(st.booleans(), "with_mask") if with_mask is None else with_mask
-    mask = case.draw(cs.masks(case.draw(st.sampled_from(((L, S), batch + (L, S))), "mask_shape")), "mask") if with_mask else None
-    scale = case.draw(st.sampled_from((None, 0.5, 1.0)), "scale")
-    return q, k, v, mask, causal, scale
+    scale = case.draw(st.sampled_from((None, EXPLICIT_SCALE)), "scale")
+    return Program(batch, L, S, Dh, Dv, causal, mask_shape, scale)
 
 
-def _call(case: Case, q, k, v, mask, causal, scale, names=("q", "k", "v", "mask")):
-    args = [case.array(names[0], q), case.array(names[1], k), case.array(names[2], v)]
-    kwargs = {"causal": causal, "scale": scale}
+def _draw_qkv(case: Case, p: Program):
+    """q (..., L, Dh), k (..., S, Dh), v (..., S, Dv) and the mask (or None). Each batch element is an
+    independent example with its own value regime: attention never mixes batch elements."""
+    stacked = len(p.batch)
+    q = cs.draw_values(case, p.batch + (p.L, p.Dh), ("normal", "ties", "zeros"), "q", stacked_axes=stacked)
+    k = cs.draw_values(case, p.batch + (p.S, p.Dh), ("normal", "ties"), "k", stacked_axes=stacked)
+    v = cs.draw_values(case, p.batch + (p.S, p.Dv), ("normal", "ties"), "v", stacked_axes=stacked)
+    mask = None if p.mask_shape is None else case.draw(cs.masks(p.mask_shape), "mask")
+    return q, k, v, mask
+
+
+def _call(case: Case, p: Program, q, k, v, mask, names=("q", "k", "v", "mask"), scale="row", need_weights=True):
+    """attention on the row's program (``scale``: the row's unless given) -> (out, weights or None) as NumPy."""
+    kwargs = {"causal": p.causal, "scale": p.scale if scale == "row" else scale, "need_weights": need_weights}
     if mask is not None:
         kwargs["mask"] = case.array(names[3], mask, "bool")
-    out, weights = case.call("attention", *args, **kwargs)
-    return case.numpy(out), case.numpy(weights)
+    out, weights = case.call("attention", case.array(names[0], q), case.array(names[1], k), case.array(names[2], v), **kwargs)
+    return case.numpy(out), None if weights is None else case.numpy(weights)
 
 
 def _out_magnitude(case: Case, q, k, v):
@@ -51,155 +131,134 @@ def _out_magnitude(case: Case, q, k, v):
     return score_scale.max(axis=-1, keepdims=True) * (vmax + 1) * math.sqrt(k.shape[-2]) * 4, score_scale * 4
 
 
-# Every option with every other: mask or none, causal or not, default or explicit scale, batch axes,
-# one query / one key, odd and longest lengths.
-SHAPES = {"batch": cs.BATCH_SHAPES, "L": cs.COVER_LENGTHS, "S": cs.COVER_LENGTHS, "scale": (None, 0.5)}
-COVER = cs.covering(**SHAPES, causal=(False, True), with_mask=(False, True))
-COVER_NO_FLAGS = cs.covering(**SHAPES)  # checks that fix causal and the mask themselves
-COVER_MASK = cs.covering(**SHAPES, with_mask=(False, True))  # checks that fix causal=False
-COVER_CAUSAL = cs.covering(**SHAPES, causal=(False, True))  # checks that always pass a mask
+def _describe(p: Program) -> str:
+    return f"causal={p.causal}, scale={p.scale}, mask={p.mask_shape}, batch={p.batch}, L={p.L}, S={p.S}, Dh={p.Dh}, Dv={p.Dv}"
 
 
 @check("attention.rows_normalized", cover=COVER)
 def rows_normalized(case: Case) -> None:
-    q, k, v, mask, causal, scale = _draw_qkv(case)
-    _, w = _call(case, q, k, v, mask, causal, scale)
+    p = _draw_program(case)
+    q, k, v, mask = _draw_qkv(case, p)
+    _, w = _call(case, p, q, k, v, mask)
     case.require(bool(np.all(w >= 0)), f"attention weights have negative entries: min {w.min()!r}")
     sums = w.sum(axis=-1)
-    allowed = np.broadcast_to(ref.allowed_keys(q.shape[-2], k.shape[-2], mask, causal), w.shape).any(axis=-1)
+    allowed = np.broadcast_to(ref.allowed_keys(p.L, p.S, mask, p.causal), w.shape).any(axis=-1)
     expected = np.where(allowed, 1.0, 0.0)
     error = np.abs(sums - expected)
     case.require(
-        bool(np.all(error <= 4 * k.shape[-2] * EPSILON[case.dtype])),
+        bool(np.all(error <= 4 * p.S * EPSILON[case.dtype])),
         f"attention weight rows sum to {sums.ravel()[np.argmax(error.ravel())]!r}, expected {expected.ravel()[np.argmax(error.ravel())]}",
     )
 
 
 @check("attention.matches_reference", examples_factor=2, cover=COVER)
 def matches_reference(case: Case) -> None:
-    q, k, v, mask, causal, scale = _draw_qkv(case)
-    out, w = _call(case, q, k, v, mask, causal, scale)
-    ref_out, ref_w = ref.attention(case.rounded(q), case.rounded(k), case.rounded(v), mask, causal, scale)
+    p = _draw_program(case)
+    q, k, v, mask = _draw_qkv(case, p)
+    out, w = _call(case, p, q, k, v, mask)
+    ref_out, ref_w = ref.attention(case.rounded(q), case.rounded(k), case.rounded(v), mask, p.causal, p.scale)
     out_mag, w_mag = _out_magnitude(case, q, k, v)
-    case.assert_close(
-        w,
-        ref_w,
-        f"attention weights (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})",
-        magnitude=w_mag,
-    )
+    case.assert_close(w, ref_w, f"attention weights ({_describe(p)})", magnitude=w_mag)
+    case.assert_close(out, ref_out, f"attention output ({_describe(p)})", magnitude=np.broadcast_to(out_mag, out.shape))
+
+
+@check("attention.fast_path_matches_reference", examples_factor=2, cover=COVER_FAST_PATH)
+def fast_path_matches_reference(case: Case) -> None:
+    p = _draw_program(case)
+    q, k, v, mask = _draw_qkv(case, p)
+    out, weights = _call(case, p, q, k, v, mask, need_weights=False)
+    case.require(weights is None, "attention(need_weights=False) returned weights; expected None")
+    ref_out, _ = ref.attention(case.rounded(q), case.rounded(k), case.rounded(v), mask, p.causal, p.scale)
     case.assert_close(
         out,
         ref_out,
-        f"attention output (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})",
-        magnitude=np.broadcast_to(out_mag, out.shape),
-    )
-
-
-@check("attention.fast_path_matches_reference", examples_factor=2, cover=COVER)
-def fast_path_matches_reference(case: Case) -> None:
-    q, k, v, mask, causal, scale = _draw_qkv(case)
-    kwargs = {"causal": causal, "scale": scale, "need_weights": False}
-    if mask is not None:
-        kwargs["mask"] = case.array("mask", mask, "bool")
-    out, weights = case.call("attention", case.array("q", q), case.array("k", k), case.array("v", v), **kwargs)
-    case.require(weights is None, "attention(need_weights=False) returned weights; expected None")
-    ref_out, _ = ref.attention(case.rounded(q), case.rounded(k), case.rounded(v), mask, causal, scale)
-    case.assert_close(
-        case.numpy(out),
-        ref_out,
-        f"attention fast path (causal={causal}, scale={scale}, mask={'yes' if mask is not None else 'no'})",
+        f"attention fast path ({_describe(p)})",
         magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], ref_out.shape),
     )
 
 
-@check("attention.default_scale", cover=COVER_NO_FLAGS)
+@check("attention.default_scale", cover=COVER_BOTH_PATHS)
 def default_scale(case: Case) -> None:
-    q, k, v, _, _, _ = _draw_qkv(case, causal=False, with_mask=False)
-    qn, kn, vn = case.array("q", q), case.array("k", k), case.array("v", v)
-    out_default, _ = case.call("attention", qn, kn, vn)
-    out_explicit, _ = case.call("attention", qn, kn, vn, scale=1.0 / math.sqrt(q.shape[-1]))
+    p = _draw_program(case)
+    q, k, v, mask = _draw_qkv(case, p)
+    # The row's weights program has its scale and the fast-path twin the other one: scale=None runs on
+    # whichever of the two has it, 1/sqrt(Dh) on the other, so both paths meet the default.
+    explicit = 1.0 / math.sqrt(p.Dh)
+    default_has_weights = p.scale is None
+    out_default, _ = _call(case, p, q, k, v, mask, scale=None, need_weights=default_has_weights)
+    out_explicit, _ = _call(case, p, q, k, v, mask, scale=explicit, need_weights=not default_has_weights)
+    magnitude = np.broadcast_to(_out_magnitude(case, q, k, v)[0], out_default.shape)
     case.assert_close(
-        case.numpy(out_default),
-        case.numpy(out_explicit),
-        "attention(scale=None) vs attention(scale=1/sqrt(Dh))",
-        magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out_default.shape),
+        out_default, out_explicit, f"attention(scale=None) vs attention(scale=1/sqrt(Dh)) ({_describe(p)})", magnitude=magnitude
     )
-    ref_out, _ = ref.attention(case.rounded(q), case.rounded(k), case.rounded(v))
+    ref_out, _ = ref.attention(case.rounded(q), case.rounded(k), case.rounded(v), mask, p.causal)
     case.assert_close(
-        case.numpy(out_default),
-        ref_out,
-        "attention(scale=None) vs reference with 1/sqrt(Dh)",
-        magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out_default.shape),
+        out_default, ref_out, f"attention(scale=None) vs reference with 1/sqrt(Dh) ({_describe(p)})", magnitude=magnitude
     )
 
 
-@check("attention.causal", cover=COVER_NO_FLAGS)
+@check("attention.causal", cover=COVER_CAUSAL)
 def causal(case: Case) -> None:
-    q, k, v, _, _, scale = _draw_qkv(case, causal=True, with_mask=False)
-    L, S = q.shape[-2], k.shape[-2]
-    if L == 1:
+    p = _draw_program(case)
+    q, k, v, mask = _draw_qkv(case, p)
+    if p.L == 1:
         return  # the only query is the last position: no key lies in its future
-    i = case.draw(st.integers(0, L - 2), "query")
-    first_future = i + S - L + 1  # the first key query i must not see
+    i = case.draw(st.integers(0, p.L - 2), "query")
+    first_future = i + p.S - p.L + 1  # the first key query i must not see
     rng = np.random.default_rng(case.draw(st.integers(0, 2**16), "change_seed"))
     k2, v2 = k.copy(), v.copy()
     k2[..., first_future:, :] = rng.standard_normal(k2[..., first_future:, :].shape) * 3
     v2[..., first_future:, :] = rng.standard_normal(v2[..., first_future:, :].shape) * 3
-    out1, _ = _call(case, q, k, v, None, True, scale)
-    out2, _ = _call(case, q, k2, v2, None, True, scale, names=("q", "k_changed", "v_changed", "mask"))
+    out1, _ = _call(case, p, q, k, v, mask)
+    out2, _ = _call(case, p, q, k2, v2, mask, names=("q", "k_changed", "v_changed", "mask"))
     case.assert_close(
         out2[..., : i + 1, :],
         out1[..., : i + 1, :],
-        f"causal attention (L={L}, S={S}): outputs of queries 0..{i} after changing keys/values from position {first_future} on",
+        f"causal attention ({_describe(p)}): outputs of queries 0..{i} after changing keys/values from position {first_future} on",
         magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out1.shape)[..., : i + 1, :],
     )
 
 
-@check("attention.causal_sees_past")
+@check("attention.causal_sees_past", cover=COVER_CAUSAL)
 def causal_sees_past(case: Case) -> None:
-    batch = case.draw(cs.batch_shapes(), "batch")
-    S = case.draw(st.sampled_from((2, 3, 5, 8)), "S")
-    L = case.draw(st.integers(1, S), "L")
-    Dh = case.draw(cs.widths(), "Dh")
-    # Zero queries give equal scores: every allowed key gets weight 1/(number allowed) > 0.
-    q, k, v = np.zeros(batch + (L, Dh)), np.ones(batch + (S, Dh)), np.ones(batch + (S, Dh))
-    _, w = _call(case, q, k, v, None, True, None)
-    for i in range(L):
-        last_allowed = i + S - L
+    p = _draw_program(case)
+    # Zero queries give equal scores: every allowed key gets weight 1/(number allowed) > 0. A mask of the
+    # row's shape allows every key, so only the causal rule decides.
+    q, k, v = np.zeros(p.batch + (p.L, p.Dh)), np.ones(p.batch + (p.S, p.Dh)), np.ones(p.batch + (p.S, p.Dv))
+    mask = None if p.mask_shape is None else np.ones(p.mask_shape, dtype=bool)
+    _, w = _call(case, p, q, k, v, mask)
+    for i in range(p.L):
+        last_allowed = i + p.S - p.L
         case.require(
             bool(np.all(w[..., i, last_allowed] > 0)) and bool(np.all(w[..., i, 0] > 0)),
-            f"causal attention (L={L}, S={S}): query {i} gives zero weight to key {last_allowed} or key 0, which it may see",
+            f"causal attention (L={p.L}, S={p.S}): query {i} gives zero weight to key {last_allowed} or key 0, which it may see",
         )
 
 
-@check("attention.key_permutation_invariant", cover=COVER_MASK)
+@check("attention.key_permutation_invariant", cover=COVER_NOT_CAUSAL)
 def key_permutation_invariant(case: Case) -> None:
-    q, k, v, mask, _, scale = _draw_qkv(case, causal=False)
-    perm = np.random.default_rng(case.draw(st.integers(0, 2**16), "perm_seed")).permutation(k.shape[-2])
-    out1, _ = _call(case, q, k, v, mask, False, scale)
+    p = _draw_program(case)
+    q, k, v, mask = _draw_qkv(case, p)
+    perm = np.random.default_rng(case.draw(st.integers(0, 2**16), "perm_seed")).permutation(p.S)
+    out1, _ = _call(case, p, q, k, v, mask)
+    permuted_mask = None if mask is None else mask[..., perm]
     out2, _ = _call(
-        case,
-        q,
-        k[..., perm, :],
-        v[..., perm, :],
-        None if mask is None else mask[..., perm],
-        False,
-        scale,
-        names=("q", "k_permuted", "v_permuted", "mask_permuted"),
+        case, p, q, k[..., perm, :], v[..., perm, :], permuted_mask, names=("q", "k_permuted", "v_permuted", "mask_permuted")
     )
     case.assert_close(
         out2,
         out1,
-        "attention with keys/values permuted vs original",
+        f"attention with keys/values permuted vs original ({_describe(p)})",
         magnitude=np.broadcast_to(_out_magnitude(case, q, k, v)[0], out1.shape),
     )
 
 
-@check("attention.masked_keys_zero_weight", cover=COVER_CAUSAL)
+@check("attention.masked_keys_zero_weight", cover=COVER)
 def masked_keys_zero_weight(case: Case) -> None:
-    q, k, v, mask, causal, scale = _draw_qkv(case, with_mask=True)
-    _, w = _call(case, q, k, v, mask, causal, scale)
-    allowed = np.broadcast_to(ref.allowed_keys(q.shape[-2], k.shape[-2], mask, causal), w.shape)
+    p = _draw_program(case)  # rows without a mask still disallow keys when causal
+    q, k, v, mask = _draw_qkv(case, p)
+    _, w = _call(case, p, q, k, v, mask)
+    allowed = np.broadcast_to(ref.allowed_keys(p.L, p.S, mask, p.causal), w.shape)
     leaked = np.where(allowed, 0.0, np.abs(w))
     case.require(
         bool(np.all(leaked == 0)),
@@ -207,15 +266,15 @@ def masked_keys_zero_weight(case: Case) -> None:
     )
 
 
-@check("attention.fully_masked_row_is_zero", cover=COVER_NO_FLAGS)
+@check("attention.fully_masked_row_is_zero", cover=COVER_MASKED)
 def fully_masked_row_is_zero(case: Case) -> None:
-    q, k, v, _, _, scale = _draw_qkv(case, causal=False, with_mask=False)
-    L, S = q.shape[-2], k.shape[-2]
-    mask = np.ones((L, S), dtype=bool)
-    row = case.draw(st.integers(0, L - 1), "masked_row")
-    mask[row] = False
+    p = _draw_program(case)
+    q, k, v, drawn = _draw_qkv(case, p)
+    row = case.draw(st.integers(0, p.L - 1), "masked_row")
+    mask = drawn.copy()
+    mask[..., row, :] = False  # query `row` has no allowed key (in every batch element)
     case.note("mask", mask)
-    out, w = _call(case, q, k, v, mask, False, scale)
+    out, w = _call(case, p, q, k, v, mask)
     case.require(
         bool(np.all(w[..., row, :] == 0)),
         f"query {row} has no allowed key but its weights are {w[..., row, :].ravel()[:8]}; expected all 0",
@@ -226,23 +285,38 @@ def fully_masked_row_is_zero(case: Case) -> None:
     )
 
 
-@check("attention.errors", dtypes=ANY)
+@check("attention.errors", dtypes=ANY, cover=COVER)
 def errors(case: Case) -> None:
-    q, k, v = case.array("q", np.zeros((2, 3, 4))), case.array("k", np.zeros((2, 5, 4))), case.array("v", np.zeros((2, 5, 6)))
-    case.expect_error(ShapeError, "'k'", "attention", q, case.array("k_wide", np.zeros((2, 5, 8))), v)
-    case.expect_error(ShapeError, "'v'", "attention", q, k, case.array("v_short", np.zeros((2, 4, 6))))
+    p = _draw_program(case)
+    # Each bad argument comes with the row's valid options (batch axes, mask, causal, scale), so every option
+    # meets the validation; each call raises, so none compiles anything.
+    q, k, v = (
+        case.array(name, np.zeros(p.batch + shape))
+        for name, shape in (("q", (p.L, p.Dh)), ("k", (p.S, p.Dh)), ("v", (p.S, p.Dv)))
+    )
+    options = {"causal": p.causal, "scale": p.scale}
+    if p.mask_shape is not None:
+        options["mask"] = case.array("mask", np.ones(p.mask_shape, dtype=bool), "bool")
+
+    def bad(name: str, shape: tuple[int, ...], dtype: str | None = None):
+        return case.array(name, np.ones(shape, dtype=bool) if dtype == "bool" else np.zeros(shape), dtype)
+
+    case.expect_error(ShapeError, "'k'", "attention", q, bad("k_wide", p.batch + (p.S, p.Dh + 2)), v, **options)
+    case.expect_error(ShapeError, "'v'", "attention", q, k, bad("v_long", p.batch + (p.S + 1, p.Dv)), **options)
+    other_batch = (5,) + p.batch  # one more leading axis than q
     case.expect_error(
         ShapeError,
         "leading axes",
         "attention",
         q,
-        case.array("k_batch3", np.zeros((3, 5, 4))),
-        case.array("v_batch3", np.zeros((3, 5, 6))),
+        bad("k_batch", other_batch + (p.S, p.Dh)),
+        bad("v_batch", other_batch + (p.S, p.Dv)),
+        **options,
     )
-    case.expect_error(
-        ShapeError, "'mask'", "attention", q, k, v, mask=case.array("mask_wrong", np.ones((3, 4), dtype=bool), "bool")
-    )
-    case.expect_error(DTypeError, "'mask'", "attention", q, k, v, mask=case.array("mask_float", np.ones((3, 5))))
-    case.expect_error(ShapeError, "causal", "attention", case.array("q_long", np.zeros((2, 6, 4))), k, v, causal=True)
-    case.expect_error(ShapeError, "'q'", "attention", case.array("q_empty", np.zeros((2, 0, 4))), k, v)
-    case.expect_error(ShapeError, "'q'", "attention", case.array("q_rank1", np.zeros((4,))), k, v)
+    unmasked = {name: value for name, value in options.items() if name != "mask"}
+    case.expect_error(ShapeError, "'mask'", "attention", q, k, v, mask=bad("mask_wrong", (p.L + 1, p.S), "bool"), **unmasked)
+    case.expect_error(DTypeError, "'mask'", "attention", q, k, v, mask=bad("mask_float", p.mask_shape or (p.L, p.S)), **unmasked)
+    case.expect_error(ShapeError, "causal", "attention", bad("q_long", p.batch + (p.S + 1, p.Dh)), k, v, causal=True)
+    case.expect_error(ShapeError, "'q'", "attention", bad("q_empty", p.batch + (0, p.Dh)), k, v, **options)
+    case.expect_error(ShapeError, "'q'", "attention", bad("q_rank1", (p.Dh,)), k, v, **options)
+    case.expect_error(ConfigError, "scale", "attention", q, k, v, **{**options, "scale": -1.0})
