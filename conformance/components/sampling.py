@@ -21,10 +21,51 @@ GRID = 100  # u values per frequency check
 TEMPERATURES = (0.25, 0.5, 1.0, 2.0)
 
 
-VOCABULARIES = (1, 2, 3, 5, 8, 16)
+VOCABULARIES = (1, 2, 3, 5, 8, 16)  # what the thorough profile draws from; the table below uses 1, 5 and 16
 # Which filters are on: neither, top_k alone, top_p alone, or both together.
 FILTERS = ("neither", "top_k", "top_p", "both")
 TOP_P = (0.1, 0.5, 0.8, 0.95, 1.0)
+TOP_K_SIZES = ("one", "half", "all")  # top_k = 1 (greedy among the kept), about V/2, or V (keeps everything)
+
+
+def top_k_of(size: str, V: int) -> int:
+    return {"one": 1, "half": (V + 1) // 2, "all": V}[size]
+
+
+# The programs of every sampling check: what a compiler specialises on is V, top_k's value (static) and
+# whether top_p is given (temperature, top_p and u are traced floats). Every filter with every V (one
+# token, odd, the largest), and among the rows that cut to the top k, every size with every V and with
+# each of top_k and both; with V = 1 every size is k = 1, one program under three names. 14 programs.
+# fmt: off
+SAMPLING_TABLE = (
+    # V  filters    top_k size
+    (1,  "neither", None),
+    (1,  "top_p",   None),
+    (1,  "top_k",   "one"),
+    (1,  "top_k",   "half"),
+    (1,  "both",    "all"),
+    (5,  "neither", None),
+    (5,  "top_p",   None),
+    (5,  "top_k",   "one"),
+    (5,  "top_k",   "half"),
+    (5,  "both",    "all"),
+    (16, "neither", None),
+    (16, "top_p",   None),
+    (16, "top_k",   "all"),
+    (16, "both",    "one"),
+    (16, "both",    "half"),
+)
+# fmt: on
+PROGRAMS = [{"V": V, "filters": f, **({"top_k_size": size} if size else {})} for V, f, size in SAMPLING_TABLE]
+
+
+def _cover(filters: tuple[str, ...] = FILTERS, temperatures: tuple[float, ...] | None = TEMPERATURES):
+    """The programs whose filters are among ``filters``, each temperature (a traced float: no program of
+    its own) meeting every one of their options; ``temperatures=None`` for a check that fixes it."""
+    programs = [p for p in PROGRAMS if p["filters"] in filters]
+    if temperatures is None:
+        return cs.table_cover(programs)
+    return cs.table_cover(cs.spread(programs, temperature=temperatures), free=("temperature",))
 
 
 def sampling_logits(case: Case) -> np.ndarray:
@@ -35,18 +76,16 @@ def sampling_logits(case: Case) -> np.ndarray:
     return case.note("logits", rng.integers(-spread, spread + 1, size=V) * 0.25)
 
 
-def _options(case: Case, V: int, temperature: float | None = None):
+def _options(case: Case, V: int, temperature: float | None = None, top_p_values: tuple[float, ...] = TOP_P):
+    """(temperature, top_k, top_p) of the row's filters; top_p is a traced value, drawn from ``top_p_values``."""
     temperature = case.draw(st.sampled_from(TEMPERATURES), "temperature") if temperature is None else temperature
     filters = case.draw(st.sampled_from(FILTERS), "filters")
-    top_k = case.draw(st.integers(1, V), "top_k") if filters in ("top_k", "both") else None
-    top_p = case.draw(st.sampled_from(TOP_P), "top_p") if filters in ("top_p", "both") else None
+    top_k = top_k_of(case.draw(st.sampled_from(TOP_K_SIZES), "top_k_size"), V) if filters in ("top_k", "both") else None
+    top_p = case.draw(st.sampled_from(top_p_values), "top_p") if filters in ("top_p", "both") else None
     return temperature, top_k, top_p
 
 
-# Every filter combination with every temperature and vocabulary size (one token, odd, the largest).
-COVER = cs.covering(filters=FILTERS, temperature=TEMPERATURES, V=(1, 5, 16))
-COVER_FILTERS_ONLY = cs.covering(filters=FILTERS, V=(1, 5, 16))
-COVER_TEMPERATURE = cs.covering(temperature=TEMPERATURES, V=(1, 5, 16))
+WITH_TOP_K, WITH_TOP_P = ("top_k", "both"), ("top_p", "both")
 
 
 def _settle_top_p(case: Case, logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None) -> float | None:
@@ -85,11 +124,11 @@ def _frequencies(case: Case, logits, temperature, top_k, top_p) -> np.ndarray:
     return counts / GRID
 
 
-@check("sampling.greedy_is_argmax", cover=COVER_FILTERS_ONLY)
+@check("sampling.greedy_is_argmax", cover=_cover(temperatures=None))
 def greedy_is_argmax(case: Case) -> None:
     logits = sampling_logits(case)
     u = case.draw(st.floats(0, 1, exclude_max=True), "u")
-    _, top_k, top_p = _options(case, len(logits))
+    _, top_k, top_p = _options(case, len(logits), temperature=0.0)
     token = _sample(case, case.array("logits", logits), u, 0.0, top_k, top_p)
     expected = int(np.argmax(logits))
     case.require(
@@ -98,28 +137,27 @@ def greedy_is_argmax(case: Case) -> None:
     )
 
 
-@check("sampling.within_top_k", cover=COVER_TEMPERATURE)
+@check("sampling.within_top_k", cover=_cover(WITH_TOP_K))
 def within_top_k(case: Case) -> None:
     logits = sampling_logits(case)
     V = len(logits)
-    k = case.draw(st.integers(1, V), "top_k")
-    temperature = case.draw(st.sampled_from(TEMPERATURES), "temperature")
-    allowed = set(sorted(range(V), key=lambda i: (-logits[i], i))[:k])
+    temperature, k, top_p = _options(case, V)
+    allowed = set(sorted(range(V), key=lambda i: (-logits[i], i))[:k])  # top_p can only cut further
     native = case.array("logits", logits)
     for j in range(GRID // 4):
         u = (j + 0.5) / (GRID // 4)
-        token = _sample(case, native, u, temperature, k, None)
+        token = _sample(case, native, u, temperature, k, top_p)
         case.require(
             token in allowed,
-            f"top_k={k} sampled token {token} (u={u}), which is not among the {k} most probable {sorted(allowed)}",
+            f"top_k={k} (top_p={top_p}) sampled token {token} (u={u}), which is not among the {k} most probable {sorted(allowed)}",
         )
 
 
-@check("sampling.within_top_p", cover=COVER)
+@check("sampling.within_top_p", cover=_cover(WITH_TOP_P))
 def within_top_p(case: Case) -> None:
     logits = sampling_logits(case)
-    temperature, top_k, _ = _options(case, len(logits))
-    top_p = _settle_top_p(case, logits, temperature, top_k, case.draw(st.sampled_from((0.1, 0.5, 0.8, 0.95)), "top_p"))
+    temperature, top_k, top_p = _options(case, len(logits), top_p_values=(0.1, 0.5, 0.8, 0.95))
+    top_p = _settle_top_p(case, logits, temperature, top_k, top_p)
     allowed = set(np.flatnonzero(ref.sampling_distribution(logits, temperature, top_k, top_p)).tolist())
     native = case.array("logits", logits)
     for j in range(GRID // 4):
@@ -127,29 +165,29 @@ def within_top_p(case: Case) -> None:
         token = _sample(case, native, u, temperature, top_k, top_p)
         case.require(
             token in allowed,
-            f"top_p={top_p} sampled token {token} (u={u}), outside the smallest prefix with mass >= top_p {sorted(allowed)}",
+            f"top_p={top_p} (top_k={top_k}) sampled token {token} (u={u}), outside the smallest prefix with mass >= top_p {sorted(allowed)}",
         )
 
 
-@check("sampling.top_p_keeps_crossing_token", cover=COVER_TEMPERATURE)
+@check("sampling.top_p_keeps_crossing_token", cover=_cover(WITH_TOP_P))
 def top_p_keeps_crossing_token(case: Case) -> None:
     logits = sampling_logits(case)
-    temperature = case.draw(st.sampled_from(TEMPERATURES), "temperature")
-    top_p = _settle_top_p(case, logits, temperature, None, case.draw(st.sampled_from((0.1, 0.5, 0.8, 0.95)), "top_p"))
-    q = ref.sampling_distribution(logits, temperature, None, top_p)
+    temperature, top_k, top_p = _options(case, len(logits), top_p_values=(0.1, 0.5, 0.8, 0.95))
+    top_p = _settle_top_p(case, logits, temperature, top_k, top_p)
+    q = ref.sampling_distribution(logits, temperature, top_k, top_p)
     ranked = sorted(np.flatnonzero(q).tolist(), key=lambda i: (-q[i], i))
     crossing = ranked[-1]  # the least probable kept token: the one whose mass crossed top_p
     cumulative = np.cumsum(q)
     u = float(cumulative[crossing] - q[crossing] / 2)  # the middle of its interval in vocabulary order
     case.note("u", u)
-    token = _sample(case, case.array("logits", logits), u, temperature, None, top_p)
+    token = _sample(case, case.array("logits", logits), u, temperature, top_k, top_p)
     case.require(
         token == crossing,
-        f"top_p={top_p}: u={u} should select token {crossing}, the token that crosses the threshold, but got {token}",
+        f"top_p={top_p} (top_k={top_k}): u={u} should select token {crossing}, the token that crosses the threshold, but got {token}",
     )
 
 
-@check("sampling.frequencies_match", cover=COVER)
+@check("sampling.frequencies_match", cover=_cover())
 def frequencies_match(case: Case) -> None:
     logits = sampling_logits(case)
     temperature, top_k, top_p = _options(case, len(logits))
@@ -164,10 +202,13 @@ def frequencies_match(case: Case) -> None:
     )
 
 
-@check("sampling.temperature_scales", cover=cs.covering(V=(1, 5, 16), temperature=(0.25, 0.5, 2.0, 4.0)))
+SCALED_TEMPERATURES = (0.25, 0.5, 2.0, 4.0)  # never 1, where ignoring the temperature goes unseen
+
+
+@check("sampling.temperature_scales", cover=_cover(("neither",), SCALED_TEMPERATURES))
 def temperature_scales(case: Case) -> None:
     logits = sampling_logits(case)
-    temperature = case.draw(st.sampled_from((0.25, 0.5, 2.0, 4.0)), "temperature")
+    temperature, _, _ = _options(case, len(logits), case.draw(st.sampled_from(SCALED_TEMPERATURES), "temperature"))
     freq = _frequencies(case, logits, temperature, None, None)
     q = ref.sampling_distribution(logits, temperature, None, None)
     worst = int(np.argmax(np.abs(freq - q)))
@@ -178,7 +219,7 @@ def temperature_scales(case: Case) -> None:
     )
 
 
-@check("sampling.matches_reference", cover=COVER)
+@check("sampling.matches_reference", cover=_cover())
 def matches_reference(case: Case) -> None:
     logits = sampling_logits(case)
     temperature, top_k, top_p = _options(case, len(logits))
@@ -199,15 +240,27 @@ def matches_reference(case: Case) -> None:
     )
 
 
-@check("sampling.errors", dtypes=ANY)
+@check("sampling.errors", dtypes=ANY, cover=_cover())
 def errors(case: Case) -> None:
-    logits = case.array("logits", np.array([0.0, 1.0, 2.0]))
-    case.expect_error(ConfigError, "temperature", "sample", logits, 0.5, temperature=-1.0)
-    case.expect_error(ConfigError, "top_k", "sample", logits, 0.5, top_k=0)
-    case.expect_error(ConfigError, "top_p", "sample", logits, 0.5, top_p=0.0)
-    case.expect_error(ConfigError, "top_p", "sample", logits, 0.5, top_p=1.5)
-    case.expect_error(ConfigError, "u", "sample", logits, 1.0)
-    case.expect_error(ConfigError, "u", "sample", logits, -0.1)
-    case.expect_error(ShapeError, "'logits'", "sample", case.array("logits_2d", np.zeros((2, 3))), 0.5)
-    case.expect_error(ShapeError, "'logits'", "sample", case.array("logits_empty", np.zeros((0,))), 0.5)
-    case.expect_error(NotFiniteError, "'logits'", "sample", case.array("logits_nan", np.array([0.0, np.nan])), 0.5)
+    logits_values = sampling_logits(case)
+    V = len(logits_values)
+    temperature, top_k, top_p = _options(case, V)
+    # Each bad argument comes with the row's valid options (V, temperature, top_k, top_p); each call
+    # raises, so none compiles anything.
+    logits = case.array("logits", logits_values)
+    options = {"temperature": temperature, "top_k": top_k, "top_p": top_p}
+
+    def bad(exception: type[Exception], mention: str, values=logits, u: float = 0.5, **changed) -> None:
+        case.expect_error(exception, mention, "sample", values, u, **{**options, **changed})
+
+    bad(ConfigError, "temperature", temperature=-1.0)
+    bad(ConfigError, "top_k", top_k=0)
+    bad(ConfigError, "top_p", top_p=0.0)
+    bad(ConfigError, "top_p", top_p=1.5)
+    bad(ConfigError, "u", u=1.0)
+    bad(ConfigError, "u", u=-0.1)
+    bad(ShapeError, "'logits'", case.array("logits_2d", logits_values.reshape(1, V)))  # (V,) -> (1, V)
+    bad(ShapeError, "'logits'", case.array("logits_empty", np.zeros((0,))))
+    with_nan = logits_values.copy()
+    with_nan[case.draw(st.integers(0, V - 1), "nan_position")] = np.nan
+    bad(NotFiniteError, "'logits'", case.array("logits_nan", with_nan))
