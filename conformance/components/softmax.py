@@ -25,11 +25,12 @@ def _draw_input(case: Case, regimes=("normal", "ties", "wide")) -> tuple[np.ndar
     axis = case.draw(st.sampled_from(AXES), "axis")
     # Each slice along the axis is an independent example with its own regime (a huge slice next to a tiny
     # one): draw them stacked along the leading axes with the reduced axis last, then move it into place.
-    a = axis % len(shape)
-    x = cs.draw_values(case, shape[:a] + shape[a + 1 :] + (shape[a],), regimes, "x", stacked_axes=len(shape) - 1)
-    if a == len(shape) - 1:
+    at = axis % len(shape)  # the axis counted from the front
+    reduced_last = shape[:at] + shape[at + 1 :] + (shape[at],)  # (..., n)
+    x = cs.draw_values(case, reduced_last, regimes, "x", stacked_axes=len(shape) - 1)
+    if at == len(shape) - 1:
         return x, axis
-    return case.note("x_moved", np.moveaxis(x, -1, a)), axis  # (..., n, ...) with n at the axis: shape
+    return case.note("x_moved", np.moveaxis(x, -1, at)), axis  # shape: n back at the axis
 
 
 def _cover(regimes=("normal", "ties", "wide")):
@@ -141,6 +142,6 @@ def errors(case: Case) -> None:
     x = case.array("x", np.zeros(shape))
     case.expect_error(ShapeError, "axis", method, x, axis=len(shape))
     case.expect_error(ShapeError, "axis", method, x, axis=-len(shape) - 1)
-    a = axis % len(shape)
-    empty = case.array("empty", np.zeros(shape[:a] + (0,) + shape[a + 1 :]))  # shape with nothing along the axis
+    at = axis % len(shape)  # the axis counted from the front
+    empty = case.array("empty", np.zeros(shape[:at] + (0,) + shape[at + 1 :]))  # shape with nothing along the axis
     case.expect_error(ShapeError, "'x'", method, empty, axis=axis)
