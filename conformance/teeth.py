@@ -141,8 +141,9 @@ class AttentionWithoutScale(Mutant):
 
     breaks = "attention.default_scale"
 
-    def attention(self, q, k, v, mask=None, causal=False, scale=None):
-        return super().attention(q, k, v, mask=mask, causal=causal, scale=1.0 if scale is None else scale)
+    def attention(self, q, k, v, mask=None, causal=False, scale=None, need_weights=True):
+        scale = 1.0 if scale is None else scale
+        return super().attention(q, k, v, mask=mask, causal=causal, scale=scale, need_weights=need_weights)
 
 
 class CausalMaskOffByOne(Mutant):
@@ -481,6 +482,47 @@ class LinearTransposesSquareWeight(Mutant):
 
     def _linear(self, x, w, b):
         return super()._linear(x, w.T if w.shape[0] == w.shape[1] else w, b)
+
+
+class AttentionDefaultScaleFromValueWidth(Mutant):
+    """Takes the default scale from the value width, 1/sqrt(Dv), instead of 1/sqrt(Dh): only Dh != Dv shows it."""
+
+    breaks = "attention.default_scale"
+
+    def attention(self, q, k, v, mask=None, causal=False, scale=None, need_weights=True):
+        scale = 1.0 / math.sqrt(v.shape[-1]) if scale is None else scale
+        return super().attention(q, k, v, mask=mask, causal=causal, scale=scale, need_weights=need_weights)
+
+
+class AttentionZeroQueriesFromFirstElement(Mutant):
+    """Looks at the first batch element only to decide that the queries are zero (so scores are equal) and
+    then averages every element's values uniformly. Right while every element is of one regime; only
+    stacked elements of mixed regimes (zero queries first, others after) show it."""
+
+    breaks = "attention.matches_reference"
+
+    def _attention(self, q, k, v, mask, causal, scale, need_weights):
+        first = q.reshape((-1,) + q.shape[-2:])[0]  # (L, Dh): the first batch element's queries
+        if q.ndim > 2 and not first.any():
+            q = np.zeros_like(q)
+        return super()._attention(q, k, v, mask, causal, scale, need_weights)
+
+
+class CrossEntropyStabilityFromFirstRow(Mutant):
+    """Skips the max subtraction of log-softmax when the first row's logits are small, for every row: a
+    later row of large logits overflows exp to inf. Only rows of mixed regimes in one call show it."""
+
+    breaks = "loss.matches_reference"
+
+    def _cross_entropy(self, logits, targets, ignore_index):
+        first = logits.reshape(-1, logits.shape[-1])[0]  # (V,): the first row
+        keep = targets != ignore_index
+        if np.abs(first).max() > 30 or not keep.any():
+            return super()._cross_entropy(logits, targets, ignore_index)
+        kept = logits[keep]  # (M, V)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # the bug: exp overflows to inf
+            log_p = kept - np.log(np.exp(kept).sum(axis=-1, keepdims=True))
+        return np.asarray(-log_p[np.arange(kept.shape[0]), targets[keep]].mean())
 
 
 # The four blind spots measured in issue 10: each has mutants that only a covering set (or a stateful check,

@@ -64,12 +64,22 @@ def _other_scale(scale: float | None) -> float | None:
     return EXPLICIT_SCALE if scale is None else None
 
 
-COVER = cs.table_cover(ROWS)  # with weights
-COVER_FAST_PATH = cs.table_cover([{**row, "scale": _other_scale(row["scale"])} for row in TWINS])
-COVER_BOTH_PATHS = cs.table_cover(TWINS)  # each row's weights program and its fast-path twin
-COVER_CAUSAL = cs.table_cover([row for row in ROWS if row["causal"]])
-COVER_NOT_CAUSAL = cs.table_cover([row for row in ROWS if not row["causal"]])
-COVER_MASKED = cs.table_cover([row for row in ROWS if row["with_mask"]])
+Q_REGIMES = ("normal", "ties", "zeros")  # zero queries: equal scores, so uniform weights over the allowed keys
+
+
+def _cover(rows: list[dict], draws_q: bool = True):
+    """``rows`` as a cover; for a check that draws q, each regime of q's first batch element (a value, not a
+    program) meets every option, so rows of mixed regimes (zero queries first, others after) are in it."""
+    return cs.table_cover(cs.spread(rows, q_regime=Q_REGIMES) if draws_q else rows)
+
+
+COVER = _cover(ROWS)  # with weights
+COVER_FAST_PATH = _cover([{**row, "scale": _other_scale(row["scale"])} for row in TWINS])
+COVER_BOTH_PATHS = _cover(TWINS)  # each row's weights program and its fast-path twin
+CAUSAL_ROWS = [row for row in ROWS if row["causal"]]
+COVER_CAUSAL = _cover(CAUSAL_ROWS)
+COVER_NOT_CAUSAL = _cover([row for row in ROWS if not row["causal"]])
+COVER_MASKED = _cover([row for row in ROWS if row["with_mask"]])
 
 
 @dataclass(frozen=True)
@@ -106,7 +116,7 @@ def _draw_qkv(case: Case, p: Program):
     """q (..., L, Dh), k (..., S, Dh), v (..., S, Dv) and the mask (or None). Each batch element is an
     independent example with its own value regime: attention never mixes batch elements."""
     stacked = len(p.batch)
-    q = cs.draw_values(case, p.batch + (p.L, p.Dh), ("normal", "ties", "zeros"), "q", stacked_axes=stacked)
+    q = cs.draw_values(case, p.batch + (p.L, p.Dh), Q_REGIMES, "q", stacked_axes=stacked)
     k = cs.draw_values(case, p.batch + (p.S, p.Dh), ("normal", "ties"), "k", stacked_axes=stacked)
     v = cs.draw_values(case, p.batch + (p.S, p.Dv), ("normal", "ties"), "v", stacked_axes=stacked)
     mask = None if p.mask_shape is None else case.draw(cs.masks(p.mask_shape), "mask")
@@ -115,7 +125,9 @@ def _draw_qkv(case: Case, p: Program):
 
 def _call(case: Case, p: Program, q, k, v, mask, names=("q", "k", "v", "mask"), scale="row", need_weights=True):
     """attention on the row's program (``scale``: the row's unless given) -> (out, weights or None) as NumPy."""
-    kwargs = {"causal": p.causal, "scale": p.scale if scale == "row" else scale, "need_weights": need_weights}
+    kwargs = {"causal": p.causal, "scale": p.scale if scale == "row" else scale}
+    if not need_weights:  # the default otherwise (one program either way: the signature fills defaults in)
+        kwargs["need_weights"] = False
     if mask is not None:
         kwargs["mask"] = case.array(names[3], mask, "bool")
     out, weights = case.call("attention", case.array(names[0], q), case.array(names[1], k), case.array(names[2], v), **kwargs)
@@ -219,7 +231,7 @@ def causal(case: Case) -> None:
     )
 
 
-@check("attention.causal_sees_past", cover=COVER_CAUSAL)
+@check("attention.causal_sees_past", cover=_cover(CAUSAL_ROWS, draws_q=False))
 def causal_sees_past(case: Case) -> None:
     p = _draw_program(case)
     # Zero queries give equal scores: every allowed key gets weight 1/(number allowed) > 0. A mask of the
@@ -285,7 +297,7 @@ def fully_masked_row_is_zero(case: Case) -> None:
     )
 
 
-@check("attention.errors", dtypes=ANY, cover=COVER)
+@check("attention.errors", dtypes=ANY, cover=_cover(ROWS, draws_q=False))
 def errors(case: Case) -> None:
     p = _draw_program(case)
     # Each bad argument comes with the row's valid options (batch axes, mask, causal, scale), so every option

@@ -24,9 +24,13 @@ IGNORE_INDICES = (-100, 0)
 PROGRAMS = cs.pairwise({"batch": cs.BATCH_SHAPES, "L": cs.LENGTHS, "V": VOCABULARIES, "ignore_index": IGNORE_INDICES})
 
 
+LOGITS_REGIMES = ("normal", "wide", "ties")
+
+
 def _cover(ignored: tuple[float, ...]):
-    """The programs, with each fraction of ignored targets (it chooses values, not a program) meeting every option."""
-    return cs.table_cover(cs.spread(PROGRAMS, ignored=ignored), free=("ignored",))
+    """The programs, with each fraction of ignored targets and each regime of the first row of logits (values,
+    not programs) meeting every option: rows of mixed regimes (a wide row after a plain one) are in it."""
+    return cs.table_cover(cs.spread(PROGRAMS, ignored=ignored, logits_regime=LOGITS_REGIMES), free=("ignored",))
 
 
 def _draw(case: Case, ignored: tuple[float, ...]):
@@ -35,7 +39,7 @@ def _draw(case: Case, ignored: tuple[float, ...]):
     shape = case.draw(cs.batch_shapes(), "batch") + (case.draw(cs.lengths(), "L"),)
     V = case.draw(st.sampled_from(VOCABULARIES), "V")
     ignore_index = case.draw(st.sampled_from(IGNORE_INDICES), "ignore_index")
-    logits = cs.draw_values(case, shape + (V,), ("normal", "wide", "ties"), "logits", stacked_axes=len(shape))
+    logits = cs.draw_values(case, shape + (V,), LOGITS_REGIMES, "logits", stacked_axes=len(shape))
     fraction = case.draw(st.sampled_from(ignored), "ignored")
     rng = np.random.default_rng(case.draw(st.integers(0, 2**16), "target_seed"))
     targets = rng.integers(0, V, size=shape)
