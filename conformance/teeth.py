@@ -525,6 +525,23 @@ class CrossEntropyStabilityFromFirstRow(Mutant):
         return np.asarray(-log_p[np.arange(kept.shape[0]), targets[keep]].mean())
 
 
+class GeluExactRemainderAsTanh(Mutant):
+    """A vectorised exact GELU whose remainder loop (the elements after the last full block of 8) uses the
+    tanh form: right on sizes that are multiples of 8. Shuffling values within one shape (the elementwise
+    check's way of adding no program) moves them in and out of the remainder, and shows it."""
+
+    breaks = "activations.elementwise"
+
+    def _gelu(self, x, approximate):
+        y = super()._gelu(x, approximate)
+        if approximate:
+            return y
+        flat = y.reshape(-1)  # (size,)
+        body = flat.size - flat.size % 8
+        remainder = super()._gelu(x.reshape(-1)[body:], True)  # (size - body,)
+        return np.concatenate([flat[:body], remainder]).reshape(x.shape)
+
+
 # The four blind spots measured in issue 10: each has mutants that only a covering set (or a stateful check,
 # or an ulp bound) catches on every seed.
 BLIND_SPOTS = ("config_field", "rare_combination", "state_across_calls", "elementwise_constant")
