@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from hypothesis import strategies as st
@@ -123,9 +123,9 @@ def _draw_qkv(case: Case, p: Program):
     return q, k, v, mask
 
 
-def _call(case: Case, p: Program, q, k, v, mask, names=("q", "k", "v", "mask"), scale="row", need_weights=True):
-    """attention on the row's program (``scale``: the row's unless given) -> (out, weights or None) as NumPy."""
-    kwargs = {"causal": p.causal, "scale": p.scale if scale == "row" else scale}
+def _call(case: Case, p: Program, q, k, v, mask, names=("q", "k", "v", "mask"), need_weights=True):
+    """attention with the program's flags -> (out, weights or None) as NumPy."""
+    kwargs = {"causal": p.causal, "scale": p.scale}
     if not need_weights:  # the default otherwise (one program either way: the signature fills defaults in)
         kwargs["need_weights"] = False
     if mask is not None:
@@ -195,10 +195,9 @@ def default_scale(case: Case) -> None:
     q, k, v, mask = _draw_qkv(case, p)
     # The row's weights program has its scale and the fast-path twin the other one: scale=None runs on
     # whichever of the two has it, 1/sqrt(Dh) on the other, so both paths meet the default.
-    explicit = 1.0 / math.sqrt(p.Dh)
     default_has_weights = p.scale is None
-    out_default, _ = _call(case, p, q, k, v, mask, scale=None, need_weights=default_has_weights)
-    out_explicit, _ = _call(case, p, q, k, v, mask, scale=explicit, need_weights=not default_has_weights)
+    out_default, _ = _call(case, replace(p, scale=None), q, k, v, mask, need_weights=default_has_weights)
+    out_explicit, _ = _call(case, replace(p, scale=1.0 / math.sqrt(p.Dh)), q, k, v, mask, need_weights=not default_has_weights)
     magnitude = np.broadcast_to(_out_magnitude(case, q, k, v)[0], out_default.shape)
     case.assert_close(
         out_default, out_explicit, f"attention(scale=None) vs attention(scale=1/sqrt(Dh)) ({_describe(p)})", magnitude=magnitude
@@ -310,25 +309,27 @@ def errors(case: Case) -> None:
     if p.mask_shape is not None:
         options["mask"] = case.array("mask", np.ones(p.mask_shape, dtype=bool), "bool")
 
-    def bad(name: str, shape: tuple[int, ...], dtype: str | None = None):
+    def invalid(name: str, shape: tuple[int, ...], dtype: str | None = None):
         return case.array(name, np.ones(shape, dtype=bool) if dtype == "bool" else np.zeros(shape), dtype)
 
-    case.expect_error(ShapeError, "'k'", "attention", q, bad("k_wide", p.batch + (p.S, p.Dh + 2)), v, **options)
-    case.expect_error(ShapeError, "'v'", "attention", q, k, bad("v_long", p.batch + (p.S + 1, p.Dv)), **options)
+    case.expect_error(ShapeError, "'k'", "attention", q, invalid("k_wide", p.batch + (p.S, p.Dh + 2)), v, **options)
+    case.expect_error(ShapeError, "'v'", "attention", q, k, invalid("v_long", p.batch + (p.S + 1, p.Dv)), **options)
     other_batch = (5,) + p.batch  # one more leading axis than q
     case.expect_error(
         ShapeError,
         "leading axes",
         "attention",
         q,
-        bad("k_batch", other_batch + (p.S, p.Dh)),
-        bad("v_batch", other_batch + (p.S, p.Dv)),
+        invalid("k_batch", other_batch + (p.S, p.Dh)),
+        invalid("v_batch", other_batch + (p.S, p.Dv)),
         **options,
     )
     unmasked = {name: value for name, value in options.items() if name != "mask"}
-    case.expect_error(ShapeError, "'mask'", "attention", q, k, v, mask=bad("mask_wrong", (p.L + 1, p.S), "bool"), **unmasked)
-    case.expect_error(DTypeError, "'mask'", "attention", q, k, v, mask=bad("mask_float", p.mask_shape or (p.L, p.S)), **unmasked)
-    case.expect_error(ShapeError, "causal", "attention", bad("q_long", p.batch + (p.S + 1, p.Dh)), k, v, causal=True)
-    case.expect_error(ShapeError, "'q'", "attention", bad("q_empty", p.batch + (0, p.Dh)), k, v, **options)
-    case.expect_error(ShapeError, "'q'", "attention", bad("q_rank1", (p.Dh,)), k, v, **options)
+    case.expect_error(ShapeError, "'mask'", "attention", q, k, v, mask=invalid("mask_wrong", (p.L + 1, p.S), "bool"), **unmasked)
+    case.expect_error(
+        DTypeError, "'mask'", "attention", q, k, v, mask=invalid("mask_float", p.mask_shape or (p.L, p.S)), **unmasked
+    )
+    case.expect_error(ShapeError, "causal", "attention", invalid("q_long", p.batch + (p.S + 1, p.Dh)), k, v, causal=True)
+    case.expect_error(ShapeError, "'q'", "attention", invalid("q_empty", p.batch + (0, p.Dh)), k, v, **options)
+    case.expect_error(ShapeError, "'q'", "attention", invalid("q_rank1", (p.Dh,)), k, v, **options)
     case.expect_error(ConfigError, "scale", "attention", q, k, v, **{**options, "scale": -1.0})
