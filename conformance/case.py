@@ -330,7 +330,7 @@ def _signature(value: Any) -> Any:
         return "float"
     if value is None or isinstance(value, (bool, int, str)):
         return value
-    if hasattr(value, "length") and hasattr(value, "attend"):  # a KV cache: what it is, not how long (a hook's choice)
+    if hasattr(value, "length"):  # a KV cache (the protocol's or a backend's own): what it is, not how long (a hook's choice)
         return ("cache", type(value).__name__)
     try:
         hash(value)

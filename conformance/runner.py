@@ -578,8 +578,7 @@ def render_table(report: Report, show_failures: bool = True, header: bool = True
         explored = sum(r.explored_signatures for r in report.results)
         lines.append(
             f"{examples} examples ({rows} from covering sets) over {report.signatures} distinct call signatures "
-            "(method, shapes, dtypes, static arguments)"
-            + (f", {explored} of them met only while exploring" if explored else "")
+            "(method, shapes, dtypes, static arguments)" + (f", {explored} of them met only while exploring" if explored else "")
         )
     for warning in report.warnings:
         lines.append(f"warning: {warning}")
