@@ -154,55 +154,51 @@ class JaxBackend(Backend):
     def _concat(self, xs, axis):
         return jnp.concatenate(xs, axis=axis)
 
-    def _kernel(self, name: str, *arrays: Any) -> Callable[..., Any]:
-        """The kernel ``name``: jitted when called on concrete arrays; its plain function while some
-        compiled program traces it (a composite, a training step), which then compiles it inline —
-        a nested jit would only add a function to lower and a trace to cache, about a third of a
-        composite's compile time."""
-        if self.jit and any(_is_tracer(a) for a in arrays):
-            return kernels.EAGER[name]
-        return self._fn[name]
+    def _kernel(self, name: str) -> Callable[..., Any]:
+        """The kernel ``name``: jitted, or its plain function while a compiled program traces it
+        (see :data:`.hooks.TRACING_COMPILED`)."""
+        return kernels.EAGER[name] if hooks.TRACING_COMPILED.get() else self._fn[name]
 
     # ---------------------------------------------------------------- primitives
     def _softmax(self, x, axis):
-        return self._kernel("softmax", x)(x, axis=axis)
+        return self._kernel("softmax")(x, axis=axis)
 
     def _log_softmax(self, x, axis):
-        return self._kernel("log_softmax", x)(x, axis=axis)
+        return self._kernel("log_softmax")(x, axis=axis)
 
     def _relu(self, x):
-        return self._kernel("relu", x)(x)
+        return self._kernel("relu")(x)
 
     def _gelu(self, x, approximate):
-        return self._kernel("gelu", x)(x, approximate=approximate)
+        return self._kernel("gelu")(x, approximate=approximate)
 
     def _silu(self, x):
-        return self._kernel("silu", x)(x)
+        return self._kernel("silu")(x)
 
     def _linear(self, x, w, b):
-        return self._kernel("linear", x, w)(x, w, b)
+        return self._kernel("linear")(x, w, b)
 
     def _layer_norm(self, x, w, b, eps):
-        return self._kernel("layer_norm", x, w)(x, w, b, eps)
+        return self._kernel("layer_norm")(x, w, b, eps)
 
     def _rms_norm(self, x, w, eps):
-        return self._kernel("rms_norm", x, w)(x, w, eps)
+        return self._kernel("rms_norm")(x, w, eps)
 
     def _embedding(self, table, ids):
-        return self._kernel("embedding", table, ids)(table, ids)
+        return self._kernel("embedding")(table, ids)
 
     def _rotary(self, x, positions, base):
         cos, sin = _rotary_cos_sin(positions, x.shape[-1], base, _compute_dtype(x.dtype))  # each (L, Dh/2)
-        return self._kernel("rotary", x, cos)(x, cos, sin)
+        return self._kernel("rotary")(x, cos, sin)
 
     def _attention(self, q, k, v, mask, causal, scale, need_weights):
-        return self._kernel("attention", q, k, v)(q, k, v, mask, scale=scale, causal=causal, need_weights=need_weights)
+        return self._kernel("attention")(q, k, v, mask, scale=scale, causal=causal, need_weights=need_weights)
 
     def _cross_entropy(self, logits, targets, ignore_index):
         info = np.iinfo(np.dtype(str(targets.dtype)))
         # an ignore_index no target can hold ignores nothing (and must not overflow the comparison)
         ignore = ignore_index if info.min <= ignore_index <= info.max else None
-        return self._kernel("cross_entropy", logits)(logits, targets, ignore_index=ignore)
+        return self._kernel("cross_entropy")(logits, targets, ignore_index=ignore)
 
     def _sinusoidal_encoding(self, length, dim, base, offset, dtype):
         if _is_tracer(offset):  # inside a compiled step, after a static cache's traced start

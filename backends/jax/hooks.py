@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -39,11 +41,26 @@ def enable_persistent_cache(directory: str | None = None) -> str | None:
 _JITTED: dict[tuple[Any, ...], Callable[..., Any]] = {}
 
 
+# True while jax.jit traces a compiled function: the kernels it calls are then traced inline (their plain
+# functions), since a nested jit would only add a function to lower and a trace to cache — about a third
+# of a composite's compile time. Eager autodiff (value_and_grad outside jit) still calls the jitted kernels.
+TRACING_COMPILED = contextvars.ContextVar("TRACING_COMPILED", default=False)
+
+
 def jit(fn: Callable[..., Any], static: tuple[str, ...], donate: tuple[str, ...]) -> Callable[..., Any]:
     key = (getattr(fn, "__wrapped__", fn), tuple(static), tuple(donate))
     jitted = _JITTED.get(key)
     if jitted is None:
-        jitted = _JITTED[key] = jax.jit(fn, static_argnames=tuple(static), donate_argnames=tuple(donate))
+
+        @functools.wraps(fn)
+        def traced(*args: Any, **kwargs: Any) -> Any:
+            token = TRACING_COMPILED.set(True)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                TRACING_COMPILED.reset(token)
+
+        jitted = _JITTED[key] = jax.jit(traced, static_argnames=tuple(static), donate_argnames=tuple(donate))
     return jitted
 
 
