@@ -96,15 +96,16 @@ class Program:
     scale: float | None
 
 
-def _draw_program(case: Case) -> Program:
-    """The program of a covering row (every name of ATTENTION_TABLE is drawn, so exploring adds none)."""
+def _draw_program(case: Case, causal: bool | None = None, with_mask: bool | None = None) -> Program:
+    """The program of a covering row (every name of ATTENTION_TABLE is drawn, so exploring adds none).
+    ``causal`` and ``with_mask`` fix what a check needs where no row does (the thorough profile draws freely)."""
     batch = case.draw(cs.batch_shapes(), "batch")
     L, S = case.draw(cs.lengths(), "L"), case.draw(cs.lengths(), "S")
-    causal = case.draw(st.booleans(), "causal")
+    causal = case.draw(st.booleans() if causal is None else st.just(causal), "causal")
     if causal and L > S:
         L, S = S, L  # queries are the last L of S positions: L <= S by construction
     mask_shape = None
-    if case.draw(st.booleans(), "with_mask"):
+    if case.draw(st.booleans() if with_mask is None else st.just(with_mask), "with_mask"):
         shared = case.draw(st.sampled_from(MASK_SHAPES), "mask_shape") == "shared"
         mask_shape = (L, S) if shared else batch + (L, S)
     Dh, Dv = case.draw(cs.widths(), "Dh"), case.draw(cs.widths(), "Dv")
@@ -210,7 +211,7 @@ def default_scale(case: Case) -> None:
 
 @check("attention.causal", cover=COVER_CAUSAL)
 def causal(case: Case) -> None:
-    p = _draw_program(case)
+    p = _draw_program(case, causal=True)
     q, k, v, mask = _draw_qkv(case, p)
     if p.L == 1:
         return  # the only query is the last position: no key lies in its future
@@ -232,7 +233,7 @@ def causal(case: Case) -> None:
 
 @check("attention.causal_sees_past", cover=_cover(CAUSAL_ROWS, draws_q=False))
 def causal_sees_past(case: Case) -> None:
-    p = _draw_program(case)
+    p = _draw_program(case, causal=True)
     # Zero queries give equal scores: every allowed key gets weight 1/(number allowed) > 0. A mask of the
     # row's shape allows every key, so only the causal rule decides.
     q, k, v = np.zeros(p.batch + (p.L, p.Dh)), np.ones(p.batch + (p.S, p.Dh)), np.ones(p.batch + (p.S, p.Dv))
@@ -248,7 +249,7 @@ def causal_sees_past(case: Case) -> None:
 
 @check("attention.key_permutation_invariant", cover=COVER_NOT_CAUSAL)
 def key_permutation_invariant(case: Case) -> None:
-    p = _draw_program(case)
+    p = _draw_program(case, causal=False)
     q, k, v, mask = _draw_qkv(case, p)
     perm = np.random.default_rng(case.draw(st.integers(0, 2**16), "perm_seed")).permutation(p.S)
     out1, _ = _call(case, p, q, k, v, mask)
@@ -279,7 +280,7 @@ def masked_keys_zero_weight(case: Case) -> None:
 
 @check("attention.fully_masked_row_is_zero", cover=COVER_MASKED)
 def fully_masked_row_is_zero(case: Case) -> None:
-    p = _draw_program(case)
+    p = _draw_program(case, with_mask=True)
     q, k, v, drawn = _draw_qkv(case, p)
     row = case.draw(st.integers(0, p.L - 1), "masked_row")
     mask = drawn.copy()

@@ -76,16 +76,23 @@ def sampling_logits(case: Case) -> np.ndarray:
     return case.note("logits", rng.integers(-spread, spread + 1, size=V) * 0.25)
 
 
-def _options(case: Case, V: int, temperature: float | None = None, top_p_values: tuple[float, ...] = TOP_P):
-    """(temperature, top_k, top_p) of the row's filters; top_p is a traced value, drawn from ``top_p_values``."""
+def _options(
+    case: Case,
+    V: int,
+    temperature: float | None = None,
+    top_p_values: tuple[float, ...] = TOP_P,
+    filters: tuple[str, ...] = FILTERS,
+):
+    """(temperature, top_k, top_p) of the row's filters (one of ``filters``: what the check needs, where the
+    thorough profile draws freely); top_p is a traced value, drawn from ``top_p_values``."""
     temperature = case.draw(st.sampled_from(TEMPERATURES), "temperature") if temperature is None else temperature
-    filters = case.draw(st.sampled_from(FILTERS), "filters")
+    filters = case.draw(st.sampled_from(filters), "filters")
     top_k = top_k_of(case.draw(st.sampled_from(TOP_K_SIZES), "top_k_size"), V) if filters in ("top_k", "both") else None
     top_p = case.draw(st.sampled_from(top_p_values), "top_p") if filters in ("top_p", "both") else None
     return temperature, top_k, top_p
 
 
-WITH_TOP_K, WITH_TOP_P = ("top_k", "both"), ("top_p", "both")
+WITH_TOP_K, WITH_TOP_P, WITHOUT_FILTERS = ("top_k", "both"), ("top_p", "both"), ("neither",)
 
 
 def _settle_top_p(case: Case, logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None) -> float | None:
@@ -141,7 +148,7 @@ def greedy_is_argmax(case: Case) -> None:
 def within_top_k(case: Case) -> None:
     logits = sampling_logits(case)
     V = len(logits)
-    temperature, k, top_p = _options(case, V)
+    temperature, k, top_p = _options(case, V, filters=WITH_TOP_K)
     allowed = set(sorted(range(V), key=lambda i: (-logits[i], i))[:k])  # top_p can only cut further
     native = case.array("logits", logits)
     for j in range(GRID // 4):
@@ -156,7 +163,7 @@ def within_top_k(case: Case) -> None:
 @check("sampling.within_top_p", cover=_cover(WITH_TOP_P))
 def within_top_p(case: Case) -> None:
     logits = sampling_logits(case)
-    temperature, top_k, top_p = _options(case, len(logits), top_p_values=(0.1, 0.5, 0.8, 0.95))
+    temperature, top_k, top_p = _options(case, len(logits), top_p_values=(0.1, 0.5, 0.8, 0.95), filters=WITH_TOP_P)
     top_p = _settle_top_p(case, logits, temperature, top_k, top_p)
     allowed = set(np.flatnonzero(ref.sampling_distribution(logits, temperature, top_k, top_p)).tolist())
     native = case.array("logits", logits)
@@ -172,7 +179,7 @@ def within_top_p(case: Case) -> None:
 @check("sampling.top_p_keeps_crossing_token", cover=_cover(WITH_TOP_P))
 def top_p_keeps_crossing_token(case: Case) -> None:
     logits = sampling_logits(case)
-    temperature, top_k, top_p = _options(case, len(logits), top_p_values=(0.1, 0.5, 0.8, 0.95))
+    temperature, top_k, top_p = _options(case, len(logits), top_p_values=(0.1, 0.5, 0.8, 0.95), filters=WITH_TOP_P)
     top_p = _settle_top_p(case, logits, temperature, top_k, top_p)
     q = ref.sampling_distribution(logits, temperature, top_k, top_p)
     ranked = sorted(np.flatnonzero(q).tolist(), key=lambda i: (-q[i], i))
@@ -205,10 +212,12 @@ def frequencies_match(case: Case) -> None:
 SCALED_TEMPERATURES = (0.25, 0.5, 2.0, 4.0)  # never 1, where ignoring the temperature goes unseen
 
 
-@check("sampling.temperature_scales", cover=_cover(("neither",), SCALED_TEMPERATURES))
+@check("sampling.temperature_scales", cover=_cover(WITHOUT_FILTERS, SCALED_TEMPERATURES))
 def temperature_scales(case: Case) -> None:
     logits = sampling_logits(case)
-    temperature, _, _ = _options(case, len(logits), case.draw(st.sampled_from(SCALED_TEMPERATURES), "temperature"))
+    temperature, _, _ = _options(
+        case, len(logits), case.draw(st.sampled_from(SCALED_TEMPERATURES), "temperature"), filters=WITHOUT_FILTERS
+    )
     freq = _frequencies(case, logits, temperature, None, None)
     q = ref.sampling_distribution(logits, temperature, None, None)
     worst = int(np.argmax(np.abs(freq - q)))
