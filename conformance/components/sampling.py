@@ -24,6 +24,7 @@ TEMPERATURES = (0.25, 0.5, 1.0, 2.0)
 VOCABULARIES = (1, 2, 3, 5, 8, 16)  # what the thorough profile draws from; the table below uses 1, 5 and 16
 # Which filters are on: neither, top_k alone, top_p alone, or both together.
 FILTERS = ("neither", "top_k", "top_p", "both")
+WITH_TOP_K, WITH_TOP_P, WITHOUT_FILTERS = ("top_k", "both"), ("top_p", "both"), ("neither",)
 TOP_P = (0.1, 0.5, 0.8, 0.95, 1.0)
 TOP_K_SIZES = ("one", "half", "all")  # top_k = 1 (greedy among the kept), about V/2, or V (keeps everything)
 
@@ -87,12 +88,9 @@ def _options(
     thorough profile draws freely); top_p is a traced value, drawn from ``top_p_values``."""
     temperature = case.draw(st.sampled_from(TEMPERATURES), "temperature") if temperature is None else temperature
     filters = case.draw(st.sampled_from(filters), "filters")
-    top_k = top_k_of(case.draw(st.sampled_from(TOP_K_SIZES), "top_k_size"), V) if filters in ("top_k", "both") else None
-    top_p = case.draw(st.sampled_from(top_p_values), "top_p") if filters in ("top_p", "both") else None
+    top_k = top_k_of(case.draw(st.sampled_from(TOP_K_SIZES), "top_k_size"), V) if filters in WITH_TOP_K else None
+    top_p = case.draw(st.sampled_from(top_p_values), "top_p") if filters in WITH_TOP_P else None
     return temperature, top_k, top_p
-
-
-WITH_TOP_K, WITH_TOP_P, WITHOUT_FILTERS = ("top_k", "both"), ("top_p", "both"), ("neither",)
 
 
 def _settle_top_p(case: Case, logits: np.ndarray, temperature: float, top_k: int | None, top_p: float | None) -> float | None:
