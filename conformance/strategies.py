@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import fields
+from itertools import product
 from typing import Any
 
 import numpy as np
@@ -403,9 +404,9 @@ MODEL_PARAMETERS_RECIPE = "transformer_spec.conformance.strategies.model_paramet
 
 
 # ---------------------------------------------------------------------- program tables shared by checks
-# Users: conformance/components/attention.py, loss.py, sampling.py and embedding.py. The checks of one
-# method take their rows from one table of programs (shapes, flags, static arguments), so a compiler
-# meets each program once for all of them; a check that needs a flag takes the rows that have it.
+# The checks of one method take their rows from one table of programs (shapes, flags, static arguments),
+# so a compiler meets each program once for all of them; a check that needs a flag takes the rows that
+# have it (attention, loss, sampling and embedding build their covers this way).
 
 
 def table_cover(rows: list[dict[str, Any]], *, pairwise_over: tuple[str, ...] | None = None, free: tuple[str, ...] = ()):
@@ -430,8 +431,6 @@ def spread(programs: list[dict[str, Any]], **free: tuple[Any, ...]) -> list[dict
     """Rows that run every one of ``programs`` (dicts of pinned draws) and give each ``free`` dimension (a draw
     that chooses no program: a float, a fraction, a regime) values such that every value of it meets every
     value of every other dimension. Greedy and deterministic; adds no program to compile."""
-    from itertools import product  # imported here: this block is appended to a module others edit
-
     names = tuple(dict.fromkeys(n for p in programs for n in p))
     wanted = {("program", i) for i in range(len(programs))}
     for f, values in free.items():

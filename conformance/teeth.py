@@ -467,6 +467,7 @@ class SoftmaxSharesOneMax(Mutant):
     scale; a row far below the largest underflows to 0/0. Only rows of mixed regimes in one call show it."""
 
     breaks = "softmax.finite_for_extreme_inputs"
+    group = "mixed_rows"
 
     def _softmax(self, x, axis):
         with np.errstate(invalid="ignore"):
@@ -479,6 +480,7 @@ class LinearTransposesSquareWeight(Mutant):
     shape, so only a square one, whose shape is no different, shows it."""
 
     breaks = "linear.matches_reference"
+    group = "rare_combination"
 
     def _linear(self, x, w, b):
         return super()._linear(x, w.T if w.shape[0] == w.shape[1] else w, b)
@@ -488,6 +490,7 @@ class AttentionDefaultScaleFromValueWidth(Mutant):
     """Takes the default scale from the value width, 1/sqrt(Dv), instead of 1/sqrt(Dh): only Dh != Dv shows it."""
 
     breaks = "attention.default_scale"
+    group = "rare_combination"
 
     def attention(self, q, k, v, mask=None, causal=False, scale=None, need_weights=True):
         scale = 1.0 / math.sqrt(v.shape[-1]) if scale is None else scale
@@ -500,6 +503,7 @@ class AttentionZeroQueriesFromFirstElement(Mutant):
     stacked elements of mixed regimes (zero queries first, others after) show it."""
 
     breaks = "attention.matches_reference"
+    group = "mixed_rows"
 
     def _attention(self, q, k, v, mask, causal, scale, need_weights):
         first = q.reshape((-1,) + q.shape[-2:])[0]  # (L, Dh): the first batch element's queries
@@ -513,6 +517,7 @@ class CrossEntropyStabilityFromFirstRow(Mutant):
     later row of large logits overflows exp to inf. Only rows of mixed regimes in one call show it."""
 
     breaks = "loss.matches_reference"
+    group = "mixed_rows"
 
     def _cross_entropy(self, logits, targets, ignore_index):
         first = logits.reshape(-1, logits.shape[-1])[0]  # (V,): the first row
@@ -542,9 +547,10 @@ class GeluExactRemainderAsTanh(Mutant):
         return np.concatenate([flat[:body], remainder]).reshape(x.shape)
 
 
-# The four blind spots measured in issue 10: each has mutants that only a covering set (or a stateful check,
-# or an ulp bound) catches on every seed.
-BLIND_SPOTS = ("config_field", "rare_combination", "state_across_calls", "elementwise_constant")
+# The four blind spots measured in issue 10 — each has mutants that only a covering set (or a stateful check,
+# or an ulp bound) catches on every seed — and a fifth: a kernel that decides something for a whole batch
+# from one row, which only rows of mixed regimes stacked in one call show.
+BLIND_SPOTS = ("config_field", "rare_combination", "state_across_calls", "elementwise_constant", "mixed_rows")
 
 MUTANTS: tuple[type[Mutant], ...] = tuple(
     cls for cls in list(globals().values()) if isinstance(cls, type) and issubclass(cls, Mutant) and cls is not Mutant
