@@ -526,7 +526,7 @@ def _short(value: Any) -> str:
     import numpy as np
 
     if isinstance(value, np.ndarray):
-        text = np.array2string(value, threshold=40, precision=8)
+        text = " ".join(np.array2string(value, threshold=40, precision=8).split())  # one line, whatever the rank
         return f"array shape={value.shape} dtype={value.dtype}: {text}"
     return repr(value)
 
