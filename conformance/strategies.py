@@ -23,9 +23,6 @@ from transformer_spec.spec.model import init_parameters
 
 LENGTHS = (1, 3, 8)  # sequence lengths L, S: one, odd, the longest (few shapes: a compiler meets each once)
 WIDTHS = (2, 8)  # even feature widths (head width Dh, model width D)
-BATCH_AXIS = (1, 2, 3)
-# What covering sets give the batch axes and a length: none, one axis, two; one element, odd, the longest.
-COVER_LENGTHS = LENGTHS
 # Sequence lengths of the model checks (one token, an odd prompt, the longest) and the length of the
 # first chunk when a cached sequence is split (an odd prompt): few shapes for a compiler, every case of the cache.
 MODEL_LENGTHS = (1, 5, 8)

@@ -533,7 +533,7 @@ def _loss_gradient(case: Case, logits: np.ndarray, targets: np.ndarray) -> tuple
     "gradients.cross_entropy_gradient_closed_form",
     dtypes=FLOAT,
     examples_factor=0.5,
-    cover=cs.covering(ignore_fraction=(0.0, 0.3), L=cs.COVER_LENGTHS),
+    cover=cs.covering(ignore_fraction=(0.0, 0.3), L=cs.LENGTHS),
 )
 def cross_entropy_gradient_closed_form(case: Case) -> None:
     require_autodiff(case.be)
@@ -553,7 +553,7 @@ def cross_entropy_gradient_closed_form(case: Case) -> None:
     "gradients.loss_gradient_ignores_ignored_targets",
     dtypes=FLOAT,
     examples_factor=0.5,
-    cover=cs.covering(ignore_fraction=(0.3, 0.7, 1.0), L=cs.COVER_LENGTHS),  # 1.0: every target ignored, on every seed
+    cover=cs.covering(ignore_fraction=(0.3, 0.7, 1.0), L=cs.LENGTHS),  # 1.0: every target ignored, on every seed
 )
 def loss_gradient_ignores_ignored_targets(case: Case) -> None:
     require_autodiff(case.be)
