@@ -10,6 +10,7 @@ the failure with only NumPy and the backend.
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -306,15 +307,24 @@ def _literal(value: Any) -> str:
 def call_signature(backend: Any, method: str, args: tuple, kwargs: dict) -> tuple:
     """(method, arguments) as a compiler sees them: every argument by name with defaults filled in (so
     ``attention(q, k, v)`` and ``attention(q, k, v, scale=None)`` are one program), arrays by shape and dtype."""
-    import inspect
-
     try:
-        bound = inspect.signature(getattr(backend, method)).bind(*args, **kwargs)
+        bound = _method_signature(backend, method).bind(*args, **kwargs)
         bound.apply_defaults()
         named = tuple(bound.arguments.items())
     except (TypeError, ValueError):
         named = tuple(enumerate(args)) + tuple(sorted(kwargs.items()))
     return (method, _signature(named))
+
+
+_SIGNATURES: dict[tuple[type, str], inspect.Signature] = {}
+
+
+def _method_signature(backend: Any, method: str) -> inspect.Signature:
+    """The signature of ``backend.method``, looked up once per class (the suite makes thousands of calls)."""
+    key = (type(backend), method)
+    if key not in _SIGNATURES:
+        _SIGNATURES[key] = inspect.signature(getattr(backend, method))
+    return _SIGNATURES[key]
 
 
 def _signature(value: Any) -> Any:
