@@ -333,8 +333,13 @@ def covering(*, free: tuple[str, ...] = (), **dimensions: tuple[Any, ...]):
         return [dict(row) for row in rows()]
 
     cover.dimensions = dimensions  # type: ignore[attr-defined]  (read by the meta-tests)
-    cover.pinned = tuple(n for n in dimensions if n not in free and not n.endswith("_regime"))  # type: ignore[attr-defined]
+    cover.pinned = _pinned(dimensions, free)  # type: ignore[attr-defined]
     return cover
+
+
+def _pinned(names: Any, free: tuple[str, ...]) -> tuple[str, ...]:
+    """The draws among ``names`` that choose a program: all but value regimes (``*_regime``) and ``free`` ones."""
+    return tuple(n for n in names if n not in free and not n.endswith("_regime"))
 
 
 def programs(cover: Any) -> list[dict[str, Any]]:
@@ -420,7 +425,7 @@ def table_cover(rows: list[dict[str, Any]], *, pairwise_over: tuple[str, ...] | 
         return [dict(row) for row in frozen]
 
     cover.dimensions = {n: tuple(dict.fromkeys(row[n] for row in rows)) for n in (pairwise_over or shared)}  # type: ignore[attr-defined]
-    cover.pinned = tuple(n for n in names if n not in free and not n.endswith("_regime"))  # type: ignore[attr-defined]
+    cover.pinned = _pinned(names, free)  # type: ignore[attr-defined]
     return cover
 
 

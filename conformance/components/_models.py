@@ -30,7 +30,7 @@ def draw_other_params(case: Case, config: ModelConfig, name: str = "other_params
     return {k: case.rounded(v) for k, v in params.items()}, native
 
 
-def _draw_call_shape(case: Case, config: ModelConfig, max_length: int) -> tuple[int, int]:
+def _draw_call_shape(case: Case, max_length: int) -> tuple[int, int]:
     """A batch size and a length (a covering row fixes both)."""
     B = case.draw(st.sampled_from(cs.MODEL_CALL_DIMENSIONS["B"]), "B")
     L = case.draw(st.sampled_from(tuple(n for n in cs.MODEL_LENGTHS if n <= max_length)), "L")
@@ -39,13 +39,13 @@ def _draw_call_shape(case: Case, config: ModelConfig, max_length: int) -> tuple[
 
 def draw_stream(case: Case, config: ModelConfig, max_length: int = 8) -> np.ndarray:
     """A residual-stream input (B, L, D)."""
-    B, L = _draw_call_shape(case, config, max_length)
+    B, L = _draw_call_shape(case, max_length)
     return case.draw(cs.float_arrays((B, L, config.d_model), case.dtype, ("normal",)), "x")
 
 
 def draw_ids(case: Case, config: ModelConfig) -> np.ndarray:
     """Token ids (B, L) with L <= context length."""
-    B, L = _draw_call_shape(case, config, config.context_length)
+    B, L = _draw_call_shape(case, config.context_length)
     rng = np.random.default_rng(case.draw(st.integers(0, 2**16), "ids_seed"))
     return rng.integers(0, config.vocab_size, size=(B, L))
 

@@ -69,13 +69,12 @@ def _grouped(config: ModelConfig) -> bool:
     return getattr(config, "n_kv_heads", None) is not None and config.kv_heads < config.n_heads
 
 
-@check(
-    "multihead_attention.grouped_heads_share_kv",
-    examples_factor=0.5,
-    cover=cs.filtered(COVER, lambda row: _grouped(row["config"])),
-)
+GROUPED_COVER = cs.filtered(COVER, lambda row: _grouped(row["config"]))  # the rows with grouped KV heads
+
+
+@check("multihead_attention.grouped_heads_share_kv", examples_factor=0.5, cover=GROUPED_COVER)
 def grouped_heads_share_kv(case: Case) -> None:
-    grouped = [row["config"] for row in COVER() if _grouped(row["config"])]
+    grouped = [row["config"] for row in GROUPED_COVER()]
     if not grouped:
         raise SkipCheck("no configuration with grouped KV heads (ModelConfig has no n_kv_heads)")
     config = case.draw(st.sampled_from(grouped), "config")
